@@ -66,7 +66,9 @@ def _emit(model: BaseModel, data: dict[str, Any], indent: int, lines: list[str])
         after_section = is_section
         for line in textwrap.wrap(field.description or "", width=_COMMENT_WIDTH - indent - 2):
             lines.append(f"{pad}# {line}")
-        if is_section:
+        if is_section and not type(value).model_fields:
+            lines.append(f"{pad}{name}: {{}}")  # a section with no fields yet: YAML's empty mapping
+        elif is_section:
             lines.append(f"{pad}{name}:")
             _emit(value, data[name], indent + 2, lines)
         else:

@@ -1,7 +1,8 @@
 """The config tree: frozen, strictly typed pydantic models, one per section.
 
 Field names are a contract: builders and other modules read them by name. To add a section, write
-one model here (every field with a `description`) and add it as a field of its parent; loading,
+one model (every field with a `description`) here or in a component's own file (`critic.py`,
+`serve.py`, ...), and add it as a field of its parent; loading,
 overrides, error messages, `to_flat_dict` and `dump_yaml` all walk the tree and need no change.
 Regenerate `default.yaml` afterwards with `python -m ipo_ray.config > ipo_ray/config/default.yaml`
 (a test checks the two agree).
@@ -10,51 +11,18 @@ Cross-field checks raise `CrossFieldError`, which names the field to fix, so the
 `world.render.small_px: ...` rather than only the section.
 """
 
-from typing import Annotated, Self
+from typing import Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ipo_ray.config.align import AlignConfig
+from ipo_ray.config.base import CrossFieldError, FrameSide, Section, Seed, raise_problems
+from ipo_ray.config.critic import CriticConfig
+from ipo_ray.config.generator import GeneratorConfig
+from ipo_ray.config.loop import LoopConfig
+from ipo_ray.config.serve import ServeConfig
 
-class CrossFieldError(ValueError):
-    """Problems found by comparing fields of one section, each tied to the field to change.
-
-    Args:
-        problems: (field name, message) pairs; the message says what the value must satisfy.
-    """
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
-        self.problems = problems
-
-
-def _raise_problems(problems: list[tuple[str, str]]) -> None:
-    """Raise `CrossFieldError` if any cross-field problem was found."""
-    if problems:
-        raise CrossFieldError(problems)
-
-
-def _must_be_even(value: int) -> int:
-    # libx264 refuses odd sizes in yuv420p (half-resolution chroma), the pixel format most players
-    # need; requiring even sizes keeps every pix_fmt valid and fails here rather than inside ffmpeg.
-    if value % 2:
-        raise ValueError(
-            f"must be even (H.264 needs even frame sizes), got {value}; use {value - 1} or {value + 1}"
-        )
-    return value
-
-
-FrameSide = Annotated[int, Field(ge=8), AfterValidator(_must_be_even)]
-Seed = Annotated[int, Field(ge=0)]  # numpy's Generator refuses negative seeds.
-
-
-class Section(BaseModel):
-    """Base of every config section: immutable, strictly typed, unknown keys refused.
-
-    Strict typing means YAML `"8"` (a string) is not silently read as the integer 8; integers are
-    still accepted where a float is expected.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+__all__ = ["Config", "CrossFieldError", "Section"]
 
 
 class RenderConfig(Section):
@@ -101,7 +69,7 @@ class RenderConfig(Section):
                     f"got {self.slow_px_per_frame}",
                 )
             )
-        _raise_problems(problems)
+        raise_problems(problems)
         return self
 
 
@@ -129,7 +97,7 @@ class WebConfig(Section):
                     f"must be at most max_strength ({self.max_strength}), got {self.min_strength}",
                 )
             )
-        _raise_problems(problems)
+        raise_problems(problems)
         return self
 
 
@@ -172,7 +140,7 @@ class SeedSetConfig(Section):
     @model_validator(mode="after")
     def _check_strengths(self) -> Self:
         if self.min_strength > self.max_strength:
-            _raise_problems(
+            raise_problems(
                 [
                     (
                         "min_strength",
@@ -227,4 +195,15 @@ class Config(Section):
     world: WorldConfig = Field(default_factory=WorldConfig, description="The embedded default world.")
     video: VideoConfig = Field(default_factory=VideoConfig, description="Video encoding and frame sampling.")
     run: RunConfig = Field(default_factory=RunConfig, description="Run directory.")
+    generator: GeneratorConfig = Field(
+        default_factory=GeneratorConfig, description="The video generator (policy)."
+    )
+    critic: CriticConfig = Field(
+        default_factory=CriticConfig, description="The VLM critic: model, sampling, training."
+    )
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="The critic's Ray Serve HTTP app.")
+    align: AlignConfig = Field(default_factory=AlignConfig, description="Generator alignment (Ray Train).")
+    loop: LoopConfig = Field(
+        default_factory=LoopConfig, description="Dual-IPO rounds: stages, overlap, tracking."
+    )
     seed: Seed = Field(0, description="Global seed for everything not seeded by a section of its own.")

@@ -46,7 +46,13 @@ def _dpo(policy_err: Tensor, ref_err: Tensor | None, batch: Batch, cfg: "StepCon
     return loss, stats, pw
 
 
-def _kto(policy_err: Tensor, ref_err: Tensor | None, batch: Batch, cfg: "StepConfig"):
+def _kto(
+    policy_err: Tensor,
+    ref_err: Tensor | None,
+    batch: Batch,
+    cfg: "StepConfig",
+    reference_point: Tensor | None = None,
+):
     if batch.desirable is None:
         raise ValueError("objective 'kto' needs SampleBatch.desirable (one bool label per sample)")
     loss, stats = L.diffusion_kto_loss(
@@ -56,6 +62,7 @@ def _kto(policy_err: Tensor, ref_err: Tensor | None, batch: Batch, cfg: "StepCon
         cfg.resolved_beta,
         cfg.kto_desirable_weight,
         cfg.kto_undesirable_weight,
+        reference_point=reference_point,
     )
     # No desirable sample in this micro-batch: no NLL term rather than the mean of nothing (NaN).
     return loss, stats, (policy_err[batch.desirable] if batch.desirable.any() else None)
@@ -164,13 +171,67 @@ class AlignmentStep:
         real_noise, real_t = draw(batch.real) if batch.real is not None else (None, None)
         return NoiseDraw(noise, timesteps, real_noise, real_t)
 
-    def loss(self, batch: Batch, draw: NoiseDraw, step: int = 0) -> tuple[Tensor, L.Stats]:
+    def draw_noise_per_sample(self, batch: Batch, seeds: list[int]) -> NoiseDraw:
+        """Noise and timestep of each sample (pair) from its own seeded CPU generator.
+
+        A sample's draw then depends on its seed only, not on which worker or micro-batch it lands in,
+        so 1 worker × 2 micro-batches and 2 workers × 1 see the same noise (real videos unsupported).
+
+        Args:
+            batch: B pairs or samples. seeds: B seeds, one per pair (shared by winner and loser).
+        """
+        if batch.real is not None:
+            raise ValueError("per-sample noise draws do not cover real videos yet; use draw_noise")
+        x0 = batch.winner if isinstance(batch, PairBatch) else batch.latents
+        if len(seeds) != len(x0):
+            raise ValueError(f"need one seed per sample, got {len(seeds)} for {len(x0)}")
+        param = self.denoiser.parametrisation
+        noises, times = [], []
+        for seed in seeds:
+            g = torch.Generator().manual_seed(seed)
+            noises.append(torch.randn((1, *x0.shape[1:]), generator=g, dtype=x0.dtype))
+            times.append(param.sample_timesteps(1, g))
+        return NoiseDraw(torch.cat(noises).to(x0.device), torch.cat(times).to(x0.device))
+
+    @torch.no_grad()
+    def kto_rewards(self, batch: SampleBatch, draw: NoiseDraw) -> tuple[Tensor, Tensor]:
+        """(B,) implicit KTO rewards ref_err − policy_err and (B,) ref_err, without gradient.
+
+        The Ray loop computes them for every micro-batch of an optimizer step first, so that KTO's
+        reference point Q is the mean over the whole accumulated global batch (all-reduced across
+        workers), as in the reference implementation at its full batch, not a per-micro-batch estimate.
+        The reference errors are handed back to :meth:`loss` so the reference runs once per sample.
+        """
+        x_t, target = self.denoiser.parametrisation.noisy_and_target(
+            batch.latents, draw.noise, draw.timesteps
+        )
+        with self.reference() as ref_model:
+            ref_err = L.per_sample_mse(
+                self.denoiser.forward(ref_model, x_t, draw.timesteps, batch.text_embeds), target
+            )
+        policy_err = L.per_sample_mse(
+            self.denoiser.forward(self.policy, x_t, draw.timesteps, batch.text_embeds), target
+        )
+        return ref_err - policy_err, ref_err
+
+    def loss(
+        self,
+        batch: Batch,
+        draw: NoiseDraw,
+        step: int = 0,
+        reference_point: Tensor | None = None,
+        ref_err: Tensor | None = None,
+    ) -> tuple[Tensor, L.Stats]:
         """The loss of one batch under one noise draw.
 
         Args:
             batch: a :class:`PairBatch` for ``dpo``, a :class:`SampleBatch` otherwise.
             draw: from :meth:`draw_noise` (explicit so that runs can be replayed and split exactly).
             step: the optimizer step, named in the error if the loss is not finite.
+            reference_point: KTO's Q computed over the global batch (:meth:`kto_rewards`); None lets
+                the loss estimate it from this batch (all-reduced across workers).
+            ref_err: (B,) reference errors of this batch under this draw (from :meth:`kto_rewards`);
+                None runs the reference forward here.
 
         Returns:
             loss: 0-d tensor with gradient to the policy. stats: detached, namespaced metrics.
@@ -201,8 +262,9 @@ class AlignmentStep:
 
         # The reference forward runs first, while no policy activations are held for backward: its
         # transient activations then never add to the policy's peak (bench_align measures this).
-        ref_err = None
-        if self.objective.needs_reference:
+        if ref_err is not None:
+            ref_err = ref_err.detach()
+        elif self.objective.needs_reference:
             # inference_mode skips autograd's version counters too (cheaper than no_grad); the clone
             # turns the result into an ordinary tensor the loss's autograd graph may use.
             with torch.inference_mode(), self.reference() as ref_model:
@@ -213,7 +275,12 @@ class AlignmentStep:
         err = L.per_sample_mse(self.denoiser.forward(self.policy, x_in, t_in, text_in), target_in)
         policy_err, real_err = err[:n_pref], (err[n_pref:] if batch.real is not None else None)
 
-        loss, stats, preferred_err = self.objective.fn(policy_err, ref_err, batch, self.config)
+        if reference_point is not None:
+            if self.config.objective != "kto":
+                raise ValueError(f"reference_point is KTO's; objective is {self.config.objective!r}")
+            loss, stats, preferred_err = _kto(policy_err, ref_err, batch, self.config, reference_point)
+        else:
+            loss, stats, preferred_err = self.objective.fn(policy_err, ref_err, batch, self.config)
         loss, nll_stats = L.nll_regularisers(
             loss, preferred_err, real_err, self.config.lambda_preferred, self.config.lambda_real
         )
@@ -221,6 +288,10 @@ class AlignmentStep:
             raise FloatingPointError(
                 f"non-finite loss ({loss.item()}) at step {step}, batch {list(batch.ids)}"
             )
+        if self.config.objective == "kto" and self.config.lambda_preferred > 0:
+            # A micro-batch without desirable samples adds no λ1 term; its stat is 0 so that every
+            # micro-batch (and every worker) reports the same keys for averaging and all-reduce.
+            nll_stats.setdefault("nll_preferred", loss.detach().new_zeros(()))
         metrics = {METRIC_NAMES[k]: v for k, v in (stats | nll_stats).items()}
         metrics["train/loss"] = loss.detach()
         return loss, metrics

@@ -1,23 +1,31 @@
-"""Diffusion-DPO on Ray Train: a thin TorchTrainer shell around :class:`~ipo_ray.align.step.AlignmentStep`.
+"""Alignment on Ray Train: a thin TorchTrainer shell around :class:`~ipo_ray.align.step.AlignmentStep`.
 
 Each worker builds the policy (identical seed on every rank), its reference and the step; reads its
-Ray Data shard of the pairs table (latents and text embeddings read as the generator stage wrote
-them: safetensors files, embeddings at ``{text_embeds_dir}/{prompt_id}.safetensors``); accumulates
-gradients over micro-batches (DDP ``no_sync`` until the last); and reports metrics with a checkpoint
-every ``checkpoint_every`` optimizer steps.
+Ray Data shard of the training table — a ``pairs`` table for DPO (embeddings at
+``{text_embeds_dir}/{prompt_id}.safetensors``), a ``samples`` table for KTO / reward-weighted
+learning / rejection sampling (each row names its embedding file) — with latents and embeddings read
+as the generator stage wrote them; accumulates gradients over micro-batches (DDP ``no_sync`` until the
+last); and reports metrics with a checkpoint every ``checkpoint_every`` optimizer steps. Per-step
+metrics, averaged over workers, go to MLflow from rank 0 when a tracking target is given.
 
-Reproducibility and resume: the noise of a micro-batch is drawn from a generator seeded by
-(seed, epoch, micro-batch index, rank), so it is a function of the data position, not of history; a
-checkpoint holds the model and optimizer state, the torch RNG state and the position (step, epoch,
-micro-batch), and a resumed run skips the micro-batches of the epoch it had already consumed. With
-``FailureConfig(max_failures=n)`` a killed worker group restarts from the last checkpoint.
+KTO's reference point Q is the mean implicit reward over the whole global batch of a step: a
+gradient-free pass over the step's micro-batches computes the rewards, all-reduced across workers,
+before the pass with gradients (one extra policy forward per sample; the reference errors are reused).
+
+Reproducibility and resume: each pair's or sample's noise and timestep come from a generator seeded by
+(seed, epoch, row id), so they are a function of the data, not of history, worker count or
+micro-batching (1 worker × 2 micro-batches equals 2 workers × 1); a checkpoint holds the model and
+optimizer state, the torch RNG state and the position (step, epoch, micro-batch), and a resumed run
+skips the micro-batches of the epoch it had already consumed. With ``FailureConfig(max_failures=n)``
+a killed worker group restarts from the last checkpoint.
 """
 
+import hashlib
 import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +35,14 @@ import ray.data
 import ray.train
 import ray.train.torch
 import torch
-from torch import nn
+import torch.distributed as dist
+from torch import Tensor, nn
 
-from ipo_ray.align.batches import PairBatch
-from ipo_ray.align.models import REFERENCES, Denoiser
+from ipo_ray.align import losses as L
+from ipo_ray.align.batches import PairBatch, SampleBatch
+from ipo_ray.align.models import REFERENCES, Denoiser, FrozenCopyReference
 from ipo_ray.align.step import AlignmentStep, StepConfig
+from ipo_ray.align.zero import ZERO_STAGES, load_zero_state, save_zero_state, zero_engine
 from ipo_ray.data import columns as col
 from ipo_ray.generator.files import load_latents, load_prompt_embeds
 
@@ -40,26 +51,28 @@ STATE_FILE = "state.pt"
 
 @dataclass(frozen=True)
 class TrainLoopConfig:
-    """Settings of the Ray Train loop (pairwise objectives: ``dpo``).
+    """Settings of the Ray Train loop.
 
     Args:
-        step: the loss settings.
-        text_embeds_dir: folder of cached prompt embeddings, one ``{prompt_id}.safetensors`` (S, D)
-            each: the generator stage's ``prompt_embeds/``.
+        step: the loss settings; its objective picks the table: ``dpo`` reads pairs, the others samples.
+        text_embeds_dir: pairs only: folder of cached prompt embeddings, one ``{prompt_id}.safetensors``
+            (S, D) each (the generator stage's ``prompt_embeds/``); samples rows name their own file.
         max_steps: optimizer steps to run.
         reference: ``frozen_copy`` or ``lora`` (the policy must then carry LoRA adapters).
         lr: AdamW learning rate (IPO: 2e-5).
-        micro_batch: pairs per worker per micro-batch.
+        micro_batch: pairs (or samples) per worker per micro-batch.
         grad_accum: micro-batches per optimizer step; global batch = micro_batch·grad_accum·workers.
         checkpoint_every: optimizer steps between checkpoints (the last step is always checkpointed).
         max_grad_norm: gradient clipping norm.
         seed: seeds the initial weights and every noise draw.
         resume_from: a checkpoint directory to start from (a restart after a failure uses Ray's own).
+        mixed_precision: ``no`` or ``bf16`` (autocast of the forwards; GPU workers only).
+        zero_stage: 0 = DDP; 1 or 2 = DeepSpeed ZeRO (``ipo_ray.align.zero``) instead of DDP.
     """
 
     step: StepConfig
-    text_embeds_dir: str
-    max_steps: int
+    text_embeds_dir: str = ""
+    max_steps: int = 100
     reference: str = "frozen_copy"
     lr: float = 2e-5
     micro_batch: int = 2
@@ -68,12 +81,12 @@ class TrainLoopConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     resume_from: str | None = None
+    mixed_precision: str = "no"
+    zero_stage: int = 0
 
     def __post_init__(self) -> None:
-        if self.step.objective != "dpo":
-            raise ValueError(
-                f"the Ray Train loop reads pairs tables: objective must be 'dpo', got {self.step.objective!r}"
-            )
+        if self.step.objective == "dpo" and not self.text_embeds_dir:
+            raise ValueError("objective 'dpo' reads a pairs table: text_embeds_dir must name its embeddings")
         if self.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {sorted(REFERENCES)}, got {self.reference!r}")
         for name in ("max_steps", "micro_batch", "grad_accum", "checkpoint_every"):
@@ -81,6 +94,28 @@ class TrainLoopConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.zero_stage not in (0, *ZERO_STAGES):
+            raise ValueError(f"zero_stage must be 0 or one of {ZERO_STAGES}, got {self.zero_stage}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+
+    @property
+    def table_kind(self) -> str:
+        """The table kind the objective trains on."""
+        return "pairs" if self.step.objective == "dpo" else "samples"
+
+
+@dataclass(frozen=True)
+class MlflowTarget:
+    """Where rank 0 logs per-step metrics: an existing run of a tracking server or store.
+
+    Args:
+        tracking_uri: e.g. ``sqlite:///runs/mlflow.db`` or ``http://127.0.0.1:5000``.
+        run_id: the run to log into (the round's child run).
+    """
+
+    tracking_uri: str
+    run_id: str
 
 
 def load_pairs(rows: dict[str, np.ndarray], text_embeds_dir: str) -> PairBatch:
@@ -97,102 +132,223 @@ def load_pairs(rows: dict[str, np.ndarray], text_embeds_dir: str) -> PairBatch:
     )
 
 
-def _noise_seed(seed: int, epoch: int, micro: int, rank: int) -> int:
-    return ((seed * 1_000_003 + epoch) * 1_000_003 + micro) * 1_009 + rank
+def load_samples(rows: dict[str, np.ndarray], objective: str) -> SampleBatch:
+    """A micro-batch of samples-table rows → a :class:`SampleBatch` with what ``objective`` reads.
+
+    KTO reads the ``desirable`` labels, reward-weighted learning the ``reward`` weights; rejection
+    sampling reads neither (its rows were filtered on ``passes`` before training).
+    """
+    return SampleBatch(
+        latents=torch.stack([load_latents(p) for p in rows[col.LATENT_PATH]]),
+        text_embeds=torch.stack([load_prompt_embeds(p) for p in rows[col.PROMPT_EMBEDS_PATH]]),
+        desirable=torch.as_tensor(rows[col.DESIRABLE].astype(bool)) if objective == "kto" else None,
+        weights=torch.as_tensor(rows[col.REWARD], dtype=torch.float32) if objective == "rwl" else None,
+        ids=tuple(str(i) for i in rows[col.CANDIDATE_ID]),
+    )
+
+
+def _to_device(batch: PairBatch | SampleBatch, device: torch.device) -> PairBatch | SampleBatch:
+    if device.type == "cpu":
+        return batch
+    moved = {
+        f.name: getattr(batch, f.name).to(device)
+        for f in fields(batch)
+        if isinstance(getattr(batch, f.name), Tensor)
+    }
+    return replace(batch, **moved)
+
+
+def row_seed(seed: int, epoch: int, row_id: str) -> int:
+    """The noise seed of one pair or sample in one epoch: a function of the data, not of placement."""
+    digest = hashlib.sha256(f"{seed}:{epoch}:{row_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # torch seeds must fit a signed 64-bit integer
 
 
 def _report(
-    metrics: dict[str, float], policy: nn.Module, opt: torch.optim.Optimizer, position: dict[str, int] | None
+    metrics: dict[str, float],
+    policy: nn.Module,
+    opt: torch.optim.Optimizer,
+    position: dict[str, int] | None,
+    engine: Any = None,
 ) -> None:
-    """Reports metrics, with a checkpoint of model, optimizer, RNG and data position when given one."""
-    if position is None:
+    """Reports metrics, with a checkpoint of model, optimizer, RNG and data position when given one.
+
+    Under ZeRO every rank writes its optimizer partition and reports its directory (Ray persists all
+    ranks' files into one checkpoint); rank 0 adds the model, RNG and position as without ZeRO.
+    """
+    if position is None and engine is None:
         ray.train.report(metrics)
         return
     # Ray persists the directory during report, so a temporary one is removed right after.
     with tempfile.TemporaryDirectory(prefix="ipo-align-ckpt-") as directory:
-        state = {
-            "model": policy.state_dict(),
-            "optimizer": opt.state_dict(),
-            "rng": torch.get_rng_state(),
-            **position,
-        }
-        torch.save(state, Path(directory) / STATE_FILE)
+        if engine is not None:
+            save_zero_state(engine, directory)
+        if position is not None:
+            state = {"model": policy.state_dict(), "rng": torch.get_rng_state(), **position}
+            if engine is None:
+                state["optimizer"] = opt.state_dict()
+            torch.save(state, Path(directory) / STATE_FILE)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
 
+def _global_mean(metrics: dict[str, float], world: int) -> dict[str, float]:
+    """Averages each metric over the workers (an all-reduce of one small vector per step)."""
+    if world == 1:
+        return metrics
+    values = torch.tensor(list(metrics.values()), dtype=torch.float64)
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return dict(zip(metrics, (values / world).tolist(), strict=True))
+
+
+def _mlflow_logger(target: MlflowTarget | None, rank: int) -> Callable[[dict[str, float], int], None]:
+    """Rank 0 logs into the given run with a client (no global active run); other ranks do nothing."""
+    if target is None or rank != 0:
+        return lambda metrics, step: None
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(target.tracking_uri)
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        client.log_batch(target.run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
+
+    return log
+
+
 def train_func(config: dict[str, Any]) -> None:
-    """The per-worker loop; ``config`` holds ``loop``, ``build_policy`` and ``build_denoiser``."""
+    """The per-worker loop; ``config`` holds ``loop``, ``build_policy``, ``build_denoiser`` and
+    optionally ``build_reference`` (the model the reference copies, else the policy) and ``mlflow``."""
     loop: TrainLoopConfig = config["loop"]
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
     torch.manual_seed(loop.seed)  # the same initial weights on every rank
-    policy: nn.Module = config["build_policy"]()
+    policy: nn.Module = config["build_policy"]().to(device)
     denoiser: Denoiser = config["build_denoiser"](policy)
-    reference = REFERENCES[loop.reference](policy)  # built from the unwrapped policy, before DDP
+    if config.get("build_reference") is not None:  # reference_mode "base": another model's weights
+        reference = FrozenCopyReference(config["build_reference"]().to(device))
+    else:
+        reference = REFERENCES[loop.reference](policy)  # built from the unwrapped policy, before DDP
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=loop.lr)
+    log_metrics = _mlflow_logger(config.get("mlflow"), rank)
 
     position = {"step": 0, "epoch": 0, "micro": 0}
     checkpoint = ray.train.get_checkpoint() or (
         ray.train.Checkpoint(loop.resume_from) if loop.resume_from else None
     )
+    engine = None
+    if loop.zero_stage:
+        engine = zero_engine(
+            policy,
+            opt,
+            stage=loop.zero_stage,
+            micro_batch=loop.micro_batch,
+            grad_accum=loop.grad_accum,
+            max_grad_norm=loop.max_grad_norm,
+            bf16=loop.mixed_precision == "bf16",
+        )
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            state = torch.load(Path(d) / STATE_FILE, weights_only=False)
+            state = torch.load(Path(d) / STATE_FILE, weights_only=False, map_location=device)
+            if engine is not None:
+                load_zero_state(engine, d)
         policy.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        if engine is None:
+            opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"].cpu())
         position = {k: state[k] for k in position}
 
-    model = ray.train.torch.prepare_model(policy) if world > 1 else policy
+    if engine is not None:
+        model = engine
+    else:
+        model = ray.train.torch.prepare_model(policy) if world > 1 else policy
     step = AlignmentStep(model, denoiser, reference, loop.step)
+    objective = loop.step.objective
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if loop.mixed_precision == "bf16" else nullcontext()
+    )
+
+    def load(rows: dict[str, np.ndarray], epoch: int):
+        if objective == "dpo":
+            batch = load_pairs(rows, loop.text_embeds_dir)
+        else:
+            batch = load_samples(rows, objective)
+        batch = _to_device(batch, device)
+        return batch, step.draw_noise_per_sample(batch, [row_seed(loop.seed, epoch, i) for i in batch.ids])
+
+    def optimizer_step(micro_batches: list, global_step: int) -> dict[str, float]:
+        q, ref_errs = None, [None] * len(micro_batches)
+        if objective == "kto":  # Q over the whole global batch: every micro-batch, every worker
+            with autocast:
+                rewards, ref_errs = zip(*(step.kto_rewards(b, d) for b, d in micro_batches), strict=True)
+            q = L.kto_reference_point(torch.cat(rewards).float())
+        pending = []
+        for i, (batch, draw) in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            if engine is not None:  # DeepSpeed scales by grad_accum and steps at the boundary itself
+                with autocast:
+                    loss, stats = step.loss(
+                        batch, draw, step=global_step, reference_point=q, ref_err=ref_errs[i]
+                    )
+                engine.backward(loss)
+                engine.step()
+            else:
+                with nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
+                    with autocast:
+                        loss, stats = step.loss(
+                            batch, draw, step=global_step, reference_point=q, ref_err=ref_errs[i]
+                        )
+                    (loss / loop.grad_accum).backward()
+            pending.append(stats)
+        if engine is not None:
+            norm = engine.get_global_grad_norm()  # None until the first optimizer step
+            grad_norm = float("nan") if norm is None else float(norm)
+        else:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, loop.max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        metrics = {k: float(torch.stack([s[k] for s in pending]).float().mean()) for k in pending[0]}
+        return _global_mean(metrics | {"grad_norm": float(grad_norm)}, world)
+
     shard = ray.train.get_dataset_shard("train")
     global_step, epoch, skip = position["step"], position["epoch"], position["micro"]
     resumed_from = global_step  # reported, so a restart from a checkpoint is visible in the metrics
-    pending: list[dict[str, torch.Tensor]] = []
+    micro_batches: list = []
     t_first, samples = None, 0  # throughput counts from the end of this run's first step (warm-up)
+    per_sample = 2 if objective == "dpo" else 1  # a pair is two samples
     while global_step < loop.max_steps:
         micro = 0
         for rows in shard.iter_batches(batch_size=loop.micro_batch, batch_format="numpy", drop_last=True):
             if micro < skip:  # consumed before the checkpoint this run resumed from
                 micro += 1
                 continue
-            batch = load_pairs(rows, loop.text_embeds_dir)
-            draw = step.draw_noise(
-                batch, torch.Generator().manual_seed(_noise_seed(loop.seed, epoch, micro, rank))
-            )
-            last = len(pending) == loop.grad_accum - 1
-            with nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
-                loss, stats = step.loss(batch, draw, step=global_step)
-                (loss / loop.grad_accum).backward()
-            pending.append(stats)
+            micro_batches.append(load(rows, epoch))
             micro += 1
-            if not last:
+            if len(micro_batches) < loop.grad_accum:
                 continue
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, loop.max_grad_norm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            metrics = optimizer_step(micro_batches, global_step)
+            micro_batches = []
             global_step += 1
-            metrics = {k: float(torch.stack([s[k] for s in pending]).mean()) for k in pending[0]}
-            metrics |= {"grad_norm": float(grad_norm), "lr": loop.lr, "step": global_step, "epoch": epoch}
+            metrics |= {"lr": loop.lr, "step": global_step, "epoch": epoch}
             metrics["resumed_from_step"] = resumed_from
             if t_first is None:
                 t_first = time.perf_counter()
-            else:  # pairs count 2 samples; includes data loading, reporting and checkpointing
-                samples += 2 * loop.micro_batch * loop.grad_accum * world
+            else:  # includes data loading, reporting and checkpointing
+                samples += per_sample * loop.micro_batch * loop.grad_accum * world
                 metrics["samples_per_s"] = samples / (time.perf_counter() - t_first)
-            pending = []
+            log_metrics(metrics, global_step)
             # Ray Train v2's report blocks until the controller polls (every ~2 s), so it is called
-            # only with checkpoints, by every rank at the same steps; per-step metrics belong to a
-            # tracker on rank 0 (MLflow, not wired yet).
+            # only with checkpoints, by every rank at the same steps; per-step metrics go to MLflow.
             if global_step % loop.checkpoint_every == 0 or global_step == loop.max_steps:
                 at = {"step": global_step, "epoch": epoch, "micro": micro} if rank == 0 else None
-                _report(metrics, policy, opt, at)
+                _report(metrics, policy, opt, at, engine)
             if global_step >= loop.max_steps:
                 break
         if micro == 0 and skip == 0:
             raise ValueError(
-                f"rank {rank}: the data shard holds fewer than micro_batch={loop.micro_batch} pairs"
+                f"rank {rank}: the data shard holds fewer than micro_batch={loop.micro_batch} rows"
             )
         skip, epoch = 0, epoch + 1
 
@@ -201,31 +357,47 @@ def fit(
     loop: TrainLoopConfig,
     build_policy: Callable[[], nn.Module],
     build_denoiser: Callable[[nn.Module], Denoiser],
-    pairs: pa.Table,
+    table: pa.Table,
     *,
     num_workers: int,
     cpus_per_worker: float,
     storage_path: str,
     name: str,
     max_failures: int = 0,
+    build_reference: Callable[[], nn.Module] | None = None,
+    mlflow: MlflowTarget | None = None,
+    use_gpu: bool = False,
 ) -> ray.train.Result:
-    """Runs the loop on ``num_workers`` CPU workers over a pairs table; returns Ray's Result.
+    """Runs the loop on ``num_workers`` workers over a training table; returns Ray's Result.
 
     Args:
         loop: the loop settings.
         build_policy: builds the policy (with LoRA adapters for reference ``lora``); pickled to workers.
         build_denoiser: the model family's adapter for a built policy.
-        pairs: a table with the ``pairs`` schema (``ipo_ray.data.schemas``).
+        table: a ``pairs`` table for ``dpo``, else a ``samples`` table (``ipo_ray.data.schemas``), with
+            absolute paths (``ipo_ray.align.preflight.check_training_table`` resolves and checks them).
         num_workers: Train workers. cpus_per_worker: fractional CPUs each (leave some for Ray Data).
         storage_path, name: where Ray Train writes checkpoints. max_failures: worker-group restarts.
+        build_reference: builds the model the frozen reference copies (IPO's base-model reference);
+            None = the policy as built.
+        mlflow: per-step metrics from rank 0 into this run; None = none.
+        use_gpu: one GPU per worker (NCCL); bf16 autocast needs it.
     """
+    if loop.mixed_precision == "bf16" and not use_gpu:
+        raise ValueError("mixed_precision 'bf16' is for GPU workers; CPU trains in fp32")
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the same rows in the same order on a resumed run
     trainer = ray.train.torch.TorchTrainer(
         train_func,
-        train_loop_config={"loop": loop, "build_policy": build_policy, "build_denoiser": build_denoiser},
+        train_loop_config={
+            "loop": loop,
+            "build_policy": build_policy,
+            "build_denoiser": build_denoiser,
+            "build_reference": build_reference,
+            "mlflow": mlflow,
+        },
         scaling_config=ray.train.ScalingConfig(
-            num_workers=num_workers, use_gpu=False, resources_per_worker={"CPU": cpus_per_worker}
+            num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}
         ),
         run_config=ray.train.RunConfig(
             name=name,
@@ -233,7 +405,7 @@ def fit(
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
         ),
-        datasets={"train": ray.data.from_arrow(pairs)},
+        datasets={"train": ray.data.from_arrow(table)},
     )
     return trainer.fit()
 

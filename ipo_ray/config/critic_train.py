@@ -1,7 +1,86 @@
 """Config section `critic.train`: supervised fine-tuning of the critic on a labels table (IPO Eq. 1)."""
 
-from ipo_ray.config.base import Section
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from ipo_ray.config.base import Section, Seed, raise_problems
 
 
 class CriticTrainConfig(Section):
     """Critic SFT: answer-only loss, LoRA or full, Ray Train workers."""
+
+    labels: str | None = Field(
+        None,
+        description="Labels table (Parquet) to train on; null = build the world seed set (world.seed_set).",
+    )
+    init: str | None = Field(
+        None,
+        description="Critic folder to start from; null = a new random critic built from the training texts.",
+    )
+    out: str | None = Field(
+        None, description="Checkpoint folder to write; null = <run.root>/<run.name or 'critic'>/critic."
+    )
+    vocab_size: int = Field(
+        2048,
+        ge=263,
+        description="BPE vocabulary of a critic built from scratch (not with init); larger = fewer tokens.",
+    )
+    version: str = Field("v1", min_length=1, description="Version name written in the checkpoint manifest.")
+    with_reasons: bool = Field(
+        True,
+        description="Train on 'Verdict. reason' answers; false = verdict only (LiFT Table 2's ablation).",
+    )
+    verdict_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Loss weight of the verdict token; 1 = IPO Eq. 1's token mean (see sft.answer_weights).",
+    )
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (1e-3 suits a tiny critic from scratch).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(32, ge=1, description="Examples per optimiser step, summed over workers.")
+    steps: int = Field(2000, ge=1, description="Optimiser steps at most; training stops at steps or minutes.")
+    minutes: float | None = Field(
+        None, gt=0, description="Wall-clock budget in minutes; null = run all steps."
+    )
+    warmup_steps: int = Field(50, ge=0, description="Linear learning-rate warm-up steps.")
+    lora: bool = Field(
+        False, description="Train LoRA adapters (merged into the saved weights) instead of all."
+    )
+    lora_rank: int = Field(8, ge=1, description="LoRA rank when lora is true.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scaling numerator (scale = alpha / rank).")
+    held_out: float = Field(
+        0.1, ge=0, lt=1, description="Share of videos/pairs kept out of training for evaluation."
+    )
+    eval_every: int = Field(
+        500, ge=1, description="Steps between held-out evaluations (first-token verdicts) in the log."
+    )
+    eval_max: int = Field(
+        600, ge=1, description="Held-out label rows scored at most by the in-training evaluation."
+    )
+    max_new_tokens: int = Field(
+        8, ge=1, description="Greedy answer length in the final evaluation; the verdict comes first."
+    )
+    runner: Literal["ray", "local"] = Field(
+        "ray", description="ray = Ray Train TorchTrainer (gloo); local = this process, one worker."
+    )
+    workers: int = Field(2, ge=1, description="Ray Train workers; gradients all-reduced over gloo on CPU.")
+    cpus_per_worker: float = Field(
+        0.5, gt=0, description="CPUs per Ray Train worker; fractional so 2 cores never deadlock."
+    )
+    threads: int = Field(1, ge=1, description="torch threads per worker.")
+    seed: Seed = Field(0, description="Seeds the split, the initial weights and the data order.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        problems = []
+        if self.runner == "local" and self.workers != 1:
+            problems.append(
+                ("workers", f"the local runner has one worker, got {self.workers}; use runner=ray")
+            )
+        if self.batch_size % self.workers:
+            problems.append(
+                ("batch_size", f"must be a multiple of workers ({self.workers}), got {self.batch_size}")
+            )
+        raise_problems(problems)
+        return self

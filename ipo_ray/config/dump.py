@@ -22,21 +22,22 @@ def to_flat_dict(config: BaseModel) -> dict[str, Scalar]:
         config: the config tree, or any section of it.
 
     Returns:
-        One entry per leaf field, in declaration order. A list value is given as its YAML flow text
-        ("[1, 2]"), since parameter stores such as MLflow take scalars.
+        One entry per leaf field, in declaration order. A list or mapping value is given as its YAML
+        flow text ("[1, 2]", "{}"), since parameter stores such as MLflow take scalars.
     """
     flat: dict[str, Scalar] = {}
 
-    def walk(data: dict[str, Any], prefix: str) -> None:
-        for key, value in data.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            elif isinstance(value, list):
-                flat[f"{prefix}{key}"] = _yaml_value(value)
+    def walk(model: BaseModel, data: dict[str, Any], prefix: str) -> None:
+        for key in type(model).model_fields:
+            value = getattr(model, key)
+            if isinstance(value, BaseModel):
+                walk(value, data[key], f"{prefix}{key}.")
+            elif isinstance(data[key], (list, dict)):
+                flat[f"{prefix}{key}"] = _yaml_value(data[key])
             else:
-                flat[f"{prefix}{key}"] = value
+                flat[f"{prefix}{key}"] = data[key]
 
-    walk(config.model_dump(mode="json"), "")
+    walk(config, config.model_dump(mode="json"), "")
     return flat
 
 

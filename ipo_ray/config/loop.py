@@ -1,7 +1,80 @@
-"""Config section `loop`: dual-IPO rounds: how many, which stages, overlap resources, MLflow tracking."""
+"""Config section `loop`: Dual-IPO rounds (prompts, labelling mode, critic refresh, overlap, tracking)."""
+
+from typing import Literal
+
+from pydantic import Field
 
 from ipo_ray.config.base import Section
 
 
+class SrpoConfig(Section):
+    """Dual-IPO's critic refresh: fine-tune the critic on its own confident labels, keep it if it holds up."""
+
+    trigger: Literal["every_round", "on_disagreement", "never"] = Field(
+        "every_round",
+        description="Refresh each round, only when held-out disagreement passes the threshold, or never "
+        "(a frozen critic).",
+    )
+    disagreement_threshold: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="on_disagreement: refresh when held-out accuracy is below 1 − this.",
+    )
+    steps: int = Field(60, ge=1, description="Fine-tuning steps per refresh.")
+    lr: float = Field(2e-4, gt=0, description="AdamW learning rate of the refresh (from the current critic).")
+    batch_size: int = Field(32, ge=1, description="Pseudo-labels per step, summed over workers.")
+    lora: bool = Field(False, description="LoRA adapters (merged on save) instead of full fine-tuning.")
+    workers: int = Field(1, ge=1, description="Ray Train workers of the refresh.")
+    cpus_per_worker: float = Field(
+        0.5, gt=0, description="CPUs per refresh worker (beside the align workers)."
+    )
+    keep_tolerance: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="The refreshed critic replaces the current one unless held-out accuracy drops by more.",
+    )
+    heldout_clips: int = Field(
+        96, ge=1, description="Held-out seed clips (pointwise) the critic is checked on."
+    )
+    heldout_pairs: int = Field(
+        48, ge=0, description="Held-out seed pairs (pairwise) the critic is checked on."
+    )
+    heldout_seed: int = Field(
+        1007, ge=0, description="Seed of the held-out seed set; differs from the critic's training set."
+    )
+
+
 class LoopConfig(Section):
-    """Dual-IPO rounds: how many, which stages, overlap resources, MLflow tracking."""
+    """How `jobs/dual_ipo.py` runs its rounds."""
+
+    rounds: int = Field(3, ge=1, description="Rounds of generate → label → align → evaluate → refresh.")
+    prompts_per_round: int = Field(32, ge=1, description="Fresh prompts sampled each round.")
+    prompts_file: str | None = Field(
+        None,
+        description="A prompts table (Parquet) to draw each round's prompts from; null = the world grammar.",
+    )
+    label_mode: Literal["pointwise", "pairwise"] = Field(
+        "pointwise",
+        description="Critic questions: pointwise Good/Normal/Bad (rewards for every objective) or "
+        "pairwise A/B/tie (round-robin among the K, DPO only).",
+    )
+    kto_desirable_reward: float = Field(
+        0.55,
+        ge=0.05,
+        le=0.9,
+        description="KTO label: desirable when the LiFT reward reaches this (0.55 puts Good, Good, "
+        "Normal above and Good, Normal, Normal below).",
+    )
+    srpo: SrpoConfig = Field(default_factory=SrpoConfig, description="SRPO critic refresh.")
+    overlap: bool = Field(True, description="Run the critic refresh at the same time as generator alignment.")
+    critic_url: str | None = Field(
+        None, description="A running critic app to query; null = the job starts its own Serve app."
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; null = $MLFLOW_TRACKING_URI, else sqlite under the run root.",
+    )
+    experiment: str = Field("ipo-ray", min_length=1, description="MLflow experiment name.")
+    video_grid_prompts: int = Field(4, ge=0, description="Prompts shown in each round's video grid artifact.")

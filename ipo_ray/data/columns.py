@@ -54,3 +54,9 @@ LOSER_REWARD: Final = "loser_reward"
 
 # Real videos.
 CAPTION: Final = "caption"
+
+# Per-candidate training samples (Diffusion-KTO, reward-weighted learning, rejection sampling).
+PROMPT_EMBEDS_PATH: Final = "prompt_embeds_path"
+REWARD: Final = "reward"
+DESIRABLE: Final = "desirable"
+PASSES: Final = "passes"

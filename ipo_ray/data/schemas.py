@@ -1,6 +1,6 @@
 """The pyarrow schemas of every table a stage reads or writes, and helpers to build conforming tables.
 
-Five kinds of table flow through a round:
+Six kinds of table flow through a round:
 
 - ``prompts``: one row per prompt; ``spec_json`` holds the structured prompt spec (world prompts) or is
   null (prompts from elsewhere).
@@ -9,6 +9,9 @@ Five kinds of table flow through a round:
   Good/Normal/Bad) or ``pairwise`` (videos A and B, verdict A/B/tie; ``video_id_b``/``video_path_b``
   are set exactly for pairwise rows).
 - ``pairs``: preference pairs for Diffusion-DPO, winner and loser with their latents and rewards.
+- ``samples``: one row per generated candidate for the single-sample objectives: Diffusion-KTO reads
+  ``desirable``, reward-weighted learning (LiFT Eq. 3) reads ``reward``, rejection sampling (LiFT Eq. 4)
+  keeps rows whose ``passes`` is true. Paths may be relative to the stage directory the table lives in.
 - ``real_videos``: real clips for the NLL regulariser (IPO Eq. 9, LiFT Eq. 4).
 
 Votes are six int32 columns, one per possible answer (``votes_good``, ``votes_normal``, ``votes_bad``
@@ -42,6 +45,7 @@ class TableKind(StrEnum):
     LABELS = "labels"
     PAIRS = "pairs"
     REAL_VIDEOS = "real_videos"
+    SAMPLES = "samples"
 
 
 LabelKind = Literal["pointwise", "pairwise"]
@@ -136,6 +140,19 @@ _SCHEMAS: Final[dict[TableKind, pa.Schema]] = {
             _optional(col.LATENT_PATH, pa.string()),
         ]
     ),
+    TableKind.SAMPLES: pa.schema(
+        [
+            _required(col.CANDIDATE_ID, pa.string()),
+            _required(col.PROMPT_ID, pa.string()),
+            _required(col.PROMPT, pa.string()),
+            _required(col.LATENT_PATH, pa.string()),
+            _required(col.PROMPT_EMBEDS_PATH, pa.string()),
+            _required(col.REWARD, pa.float64()),
+            _required(col.DESIRABLE, pa.bool_()),
+            _required(col.PASSES, pa.bool_()),
+            _required(col.ROUND, pa.int32()),
+        ]
+    ),
 }
 
 # The column whose values must be unique within a table (and across the parts of one table).
@@ -145,6 +162,7 @@ PRIMARY_KEYS: Final[dict[TableKind, str]] = {
     TableKind.LABELS: col.LABEL_ID,
     TableKind.PAIRS: col.PAIR_ID,
     TableKind.REAL_VIDEOS: col.VIDEO_ID,
+    TableKind.SAMPLES: col.CANDIDATE_ID,
 }
 
 

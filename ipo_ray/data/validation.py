@@ -50,6 +50,13 @@ _NON_EMPTY: dict[TableKind, tuple[str, ...]] = {
         col.LOSER_LATENT_PATH,
     ),
     TableKind.REAL_VIDEOS: (col.VIDEO_ID, col.VIDEO_PATH, col.CAPTION),
+    TableKind.SAMPLES: (
+        col.CANDIDATE_ID,
+        col.PROMPT_ID,
+        col.PROMPT,
+        col.LATENT_PATH,
+        col.PROMPT_EMBEDS_PATH,
+    ),
 }
 
 
@@ -276,6 +283,15 @@ def _check_pairs(table: pa.Table, kind: TableKind) -> None:
     check(col.ROUND, pc.less(table[col.ROUND], 0), "is negative; rounds count from 0")
 
 
+def _check_samples(table: pa.Table, kind: TableKind) -> None:
+    check = _checker(table, kind)
+    # Rewards weight the loss (LiFT Eq. 3): a negative weight would push the model towards the sample.
+    reward = table[col.REWARD]
+    check(col.REWARD, pc.invert(pc.is_finite(reward)), "is not finite")
+    check(col.REWARD, pc.less(reward, 0.0), "is negative; rewards weight the loss and must be >= 0")
+    check(col.ROUND, pc.less(table[col.ROUND], 0), "is negative; rounds count from 0")
+
+
 def _no_domain_checks(table: pa.Table, kind: TableKind) -> None:
     del table, kind  # real videos have no domain beyond the schema and non-empty paths
 
@@ -286,4 +302,5 @@ _DOMAIN_CHECKS = {
     TableKind.LABELS: _check_labels,
     TableKind.PAIRS: _check_pairs,
     TableKind.REAL_VIDEOS: _no_domain_checks,
+    TableKind.SAMPLES: _check_samples,
 }

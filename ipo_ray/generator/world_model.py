@@ -252,10 +252,13 @@ def save_world_model(
     *,
     size: str,
     training: dict[str, Any],
+    weights_dtype: torch.dtype = torch.float16,
 ) -> Path:
     """Writes a checkpoint folder, replacing any previous one at `path` (see the module docstring).
 
-    Weights are stored as float16 (halves the size; `load_world_model` returns float32). The folder
+    Weights are stored as float16 by default (halves the size; `load_world_model` returns float32);
+    aligned versions pass ``weights_dtype=torch.float32``, since a few small fine-tuning steps are
+    below float16's resolution of the weights and would be partly rounded away. The folder
     is written under a temporary name beside `path` and renamed into place, so a reader sees the
     old checkpoint or the new one, never a half-written one.
 
@@ -265,6 +268,7 @@ def save_world_model(
         settings: Render settings of the clips it was trained on.
         size: Size name recorded in the metadata.
         training: Training statistics to record (steps, minutes, loss, ...); JSON-serialisable.
+        weights_dtype: Storage dtype of the weights (float16 or float32).
 
     Returns:
         `path` as a `Path`.
@@ -274,8 +278,8 @@ def save_world_model(
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
     try:
-        _half_copy(model.transformer).save_pretrained(tmp / "transformer")
-        _half_copy(model.text_encoder).save_pretrained(tmp / "text_encoder")
+        _half_copy(model.transformer, weights_dtype).save_pretrained(tmp / "transformer")
+        _half_copy(model.text_encoder, weights_dtype).save_pretrained(tmp / "text_encoder")
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         make_scheduler().save_pretrained(tmp / "scheduler")
         meta = {
@@ -298,15 +302,16 @@ def save_world_model(
     return path
 
 
-def _half_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A float16 copy for storage only: it is loaded back as float32, so fp16 compute never happens.
+def _half_copy(module: torch.nn.Module, dtype: torch.dtype = torch.float16) -> torch.nn.Module:
+    """A copy in a storage dtype (float16 by default) only: it is loaded back as float32, so fp16
+    compute never happens.
 
     Cast parameter by parameter: ``module.to(float16)`` warns that Wan keeps some modules in float32,
     which matters for fp16 compute, not for storage.
     """
     half = copy.deepcopy(module)
     for param in half.parameters():
-        param.data = param.data.to(torch.float16)
+        param.data = param.data.to(dtype)
     return half
 
 

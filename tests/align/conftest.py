@@ -1,8 +1,13 @@
 """Tiny random-initialised video transformers of the real architectures, from configs (never fetched)."""
 
+import pyarrow as pa
 import pytest
 import torch
 from diffusers import CogVideoXDDIMScheduler, CogVideoXTransformer3DModel, WanTransformer3DModel
+
+from ipo_ray.data import columns as col
+from ipo_ray.data import make_table
+from ipo_ray.generator.files import save_latents, save_prompt_embeds
 
 # CogVideoX latents (B, F, C, H, W); text (B, S, D) with S = max_text_seq_length, as the pipeline pads.
 COG_LATENT = (2, 4, 8, 8)
@@ -88,3 +93,48 @@ def shapes() -> dict[str, tuple[int, ...]]:
 @pytest.fixture(scope="session")
 def tiny_cogvideox_config() -> dict:
     return dict(TINY_COGVIDEOX)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local 2-CPU Ray for one test module; workers must ask for ≤ 0.5 CPU each."""
+    ray = pytest.importorskip("ray")
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local tests only: no token for a throwaway cluster
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _planted_samples(directory, n: int) -> pa.Table:
+    """A samples table of n random latents of one prompt, every other one desirable (absolute paths)."""
+    g = torch.Generator().manual_seed(0)
+    save_prompt_embeds(
+        directory / "p0.safetensors", torch.randn(COG_TEXT, generator=g), prompt="p0", version="t"
+    )
+    rows = []
+    for i in range(n):
+        save_latents(
+            directory / f"s{i}.safetensors", torch.randn(COG_LATENT, generator=g), version="t", seed=None
+        )
+        rows.append(
+            {
+                col.CANDIDATE_ID: f"s{i}",
+                col.PROMPT_ID: "p0",
+                col.PROMPT: "a prompt",
+                col.LATENT_PATH: str(directory / f"s{i}.safetensors"),
+                col.PROMPT_EMBEDS_PATH: str(directory / "p0.safetensors"),
+                col.REWARD: 0.5,
+                col.DESIRABLE: i % 2 == 0,
+                col.PASSES: True,
+                col.ROUND: 0,
+            }
+        )
+    return make_table(rows, "samples")
+
+
+@pytest.fixture
+def planted_samples():
+    """``planted_samples(directory, n)``: a samples table of n random CogVideoX latents."""
+    return _planted_samples

@@ -218,3 +218,34 @@ def test_bad_input_is_refused(cog, alphas_cumprod, shapes):
         PairBatch(torch.zeros(1, 2, 4, 8, 8), torch.zeros(1, 3, 4, 8, 8), torch.zeros(1, 8, 8), ids=("p",))
     with pytest.raises(ValueError, match="needs a reference"):
         AlignmentStep(cog, cogvideox_denoiser(cog, alphas_cumprod), None, StepConfig("dpo"))
+
+
+def test_kto_with_a_global_reference_point_reuses_the_reference_errors(
+    make_cogvideox, alphas_cumprod, shapes
+):
+    policy, reference = make_cogvideox(0), make_cogvideox(1)
+    step = AlignmentStep(
+        policy,
+        cogvideox_denoiser(policy, alphas_cumprod),
+        REFERENCES["frozen_copy"](reference),
+        StepConfig("kto", beta=50.0),
+    )
+    g = torch.Generator().manual_seed(0)
+    batch = SampleBatch(
+        torch.randn(4, *shapes["cog_latent"], generator=g),
+        torch.randn(4, *shapes["cog_text"], generator=g),
+        desirable=torch.tensor([True, False, False, True]),
+        ids=("a", "b", "c", "d"),
+    )
+    draw = step.draw_noise_per_sample(batch, [11, 12, 13, 14])
+    # a sample's draw depends on its seed only, not on its batch
+    single = SampleBatch(batch.latents[2:3], batch.text_embeds[2:3], desirable=batch.desirable[2:3])
+    torch.testing.assert_close(step.draw_noise_per_sample(single, [13]).noise, draw.noise[2:3])
+    rewards, ref_err = step.kto_rewards(batch, draw)
+    q = torch.tensor(0.25)
+    full, full_stats = step.loss(batch, draw, reference_point=q)
+    reused, stats = step.loss(batch, draw, reference_point=q, ref_err=ref_err)
+    torch.testing.assert_close(reused, full)
+    assert stats["kto/reference_point"] == 0.25 == full_stats["kto/reference_point"]
+    # rewards = ref_err − policy_err, the policy errors being those the loss saw
+    torch.testing.assert_close((ref_err - rewards).mean(), stats["train/policy_err"])

@@ -22,15 +22,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 LATENT, TEXT = (2, 4, 8, 8), (8, 8)
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _planted_pairs(directory, n: int, seed: int) -> tuple[pa.Table, PairBatch]:
     """Winners around +pattern, losers around −pattern, one prompt; latents cached as safetensors files."""
     g = torch.Generator().manual_seed(seed)

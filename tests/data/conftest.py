@@ -83,6 +83,21 @@ def _rows(kind: TableKind, n: int, start: int) -> list[dict[str, Any]]:
             }
             for i in ids
         ]
+    if kind is TableKind.SAMPLES:
+        return [
+            {
+                col.CANDIDATE_ID: f"c{i}",
+                col.PROMPT_ID: f"p{i // 2}",
+                col.PROMPT: "A circle.",
+                col.LATENT_PATH: f"latents/c{i}.safetensors",
+                col.PROMPT_EMBEDS_PATH: f"prompt_embeds/p{i // 2}.safetensors",
+                col.REWARD: 0.38,
+                col.DESIRABLE: i % 2 == 0,
+                col.PASSES: i % 3 == 0,
+                col.ROUND: 1,
+            }
+            for i in ids
+        ]
     return [
         {
             col.VIDEO_ID: f"r{i}",

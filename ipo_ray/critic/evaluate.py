@@ -1,0 +1,164 @@
+"""Critic accuracy on held-out labels, per dimension, as IPO Table 6 and LiFT Table 2 report it.
+
+Two ways to read the critic's verdict:
+
+- `greedy_verdicts`: greedy answers through any `CriticBackend` (transformers or vLLM), parsed —
+  what the served critic says; an unparseable answer counts as wrong.
+- `first_token_verdicts`: the most likely verdict token at the first answer position, one forward
+  per batch — cheap enough to run inside training. Greedy decoding starts with the same argmax
+  whenever a verdict token leads the whole vocabulary, which a trained critic's does.
+
+Two references: the labels table itself (the annotators' majority), and in the embedded world the
+noise-free oracle (`oracle_verdicts`), the ground truth the issue's bar is measured against.
+"""
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import torch
+from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+
+from ipo_ray.critic.judge import CriticBackend, CriticRequest
+from ipo_ray.critic.parity import verdict_token_ids
+from ipo_ray.critic.parse import parse_answer
+from ipo_ray.critic.sft import SftExample, collate, encode
+from ipo_ray.data import columns as col
+from ipo_ray.data import read_frames
+from ipo_ray.vocab import DIMENSIONS
+from ipo_ray.world.oracle import compare, judge
+from ipo_ray.world.prompts import spec_from_json
+from ipo_ray.world.render import RenderSettings
+
+Frames = Callable[[str], np.ndarray]  # video path → uint8 (T, H, W, 3), e.g. `sft.FrameCache`
+
+
+def greedy_verdicts(
+    backend: CriticBackend, examples: Sequence[SftExample], frames: Frames
+) -> list[str | None]:
+    """The backend's answer to each example's question, parsed; None where unparseable.
+
+    The backend should decode greedily (``SamplingConfig(temperature=0)``); one call for all.
+    """
+    requests = [CriticRequest(tuple(frames(p) for p in e.video_paths), e.question()) for e in examples]
+    texts = backend.generate(requests, 1) if requests else []
+    return [parse_answer(t[0], e.kind).verdict for t, e in zip(texts, examples, strict=True)]
+
+
+@torch.inference_mode()
+def first_token_verdicts(
+    model: Qwen2VLForConditionalGeneration,
+    processor: Qwen2VLProcessor,
+    examples: Sequence[SftExample],
+    frames: Frames,
+    batch_size: int = 32,
+) -> list[str]:
+    """The verdict whose first token is most likely where the answer starts (see module docstring)."""
+    tokenizer = processor.tokenizer
+    ids = {kind: verdict_token_ids(tokenizer, kind) for kind in ("pointwise", "pairwise")}
+    merge = model.config.vision_config.spatial_merge_size
+    out: list[str] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        batch = collate(
+            [encode(processor, e, [frames(p) for p in e.video_paths], with_answer=False) for e in chunk],
+            tokenizer.pad_token_id,
+            merge,
+        )
+        hidden = model.model(**batch).last_hidden_state  # (B, L, H)
+        last = batch["attention_mask"].sum(1) - 1  # right padding: the prompt's last real token
+        logits = model.lm_head(hidden[torch.arange(len(chunk)), last])  # (B, V)
+        for row, e in zip(logits, chunk, strict=True):
+            verdicts = list(ids[e.kind])
+            out.append(verdicts[int(row[[ids[e.kind][v] for v in verdicts]].argmax())])
+    return out
+
+
+def oracle_verdicts(examples: Sequence[SftExample], prompts: pa.Table, settings: RenderSettings) -> list[str]:
+    """The world oracle's verdict for each example, judged on the decoded mp4 frames (all of them).
+
+    Args:
+        examples: Labels of world clips.
+        prompts: A prompts table whose ``spec_json`` holds each caption's structured spec; rows are
+            matched by caption text (labels carry the text, not the prompt id).
+        settings: The world geometry the clips were rendered with.
+
+    Raises:
+        ValueError: a caption has no spec in `prompts`.
+    """
+    specs = dict(zip(prompts[col.TEXT].to_pylist(), prompts[col.SPEC_JSON].to_pylist(), strict=True))
+    out = []
+    for e in examples:
+        if specs.get(e.caption) is None:
+            raise ValueError(
+                f"no spec for caption {e.caption!r} of label {e.label_id!r} in the prompts table"
+            )
+        prompt = spec_from_json(specs[e.caption])
+        clips = [read_frames(p, num_frames=None) for p in e.video_paths]
+        if e.kind == "pointwise":
+            out.append(judge(clips[0], prompt, settings)[e.dimension].verdict)
+        else:
+            out.append(compare(clips[0], clips[1], prompt, settings)[e.dimension].preference)
+    return out
+
+
+def accuracy(
+    examples: Sequence[SftExample], predicted: Sequence[str | None], reference: Sequence[str]
+) -> dict[str, float]:
+    """Agreement per kind and dimension (None predictions count as wrong).
+
+    Returns:
+        ``pointwise/<dimension>``, ``pointwise/mean`` (mean over dimensions, IPO's headline),
+        ``pairwise/<dimension>`` and ``pairwise/all`` (over all pairwise rows), for the kinds and
+        dimensions present; values in [0, 1].
+    """
+    if not len(examples) == len(predicted) == len(reference):
+        raise ValueError(
+            f"{len(examples)} examples, {len(predicted)} predictions, {len(reference)} references"
+        )
+    hits: dict[tuple[str, str], list[bool]] = {}
+    for e, p, r in zip(examples, predicted, reference, strict=True):
+        hits.setdefault((e.kind, e.dimension), []).append(p == r)
+    result = {}
+    for kind in ("pointwise", "pairwise"):
+        per_dim = {d: float(np.mean(hits[(kind, d)])) for d in DIMENSIONS if (kind, d) in hits}
+        result |= {f"{kind}/{d}": v for d, v in per_dim.items()}
+        if per_dim and kind == "pointwise":
+            result["pointwise/mean"] = float(np.mean(list(per_dim.values())))
+        if per_dim and kind == "pairwise":
+            result["pairwise/all"] = float(np.mean([h for (k, _), v in hits.items() if k == kind for h in v]))
+    return result
+
+
+def majority_baseline(train: Sequence[SftExample], examples: Sequence[SftExample]) -> list[str]:
+    """The most frequent training verdict of each example's (kind, dimension): the accuracy floor.
+
+    World labels are mostly Good (a defect spoils one dimension at most), so a critic must beat this
+    to have learned anything (a constant answer was the failure seen without reasons).
+    """
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for e in train:
+        key = (e.kind, e.dimension)
+        counts.setdefault(key, {})
+        counts[key][e.verdict] = counts[key].get(e.verdict, 0) + 1
+    return [
+        max(counts.get((e.kind, e.dimension), {"": 0}).items(), key=lambda kv: kv[1])[0] for e in examples
+    ]
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """A text table: one row per metric (kind/dimension), one column per result (e.g. "oracle")."""
+    names = sorted({m for r in results.values() for m in r}, key=_metric_order)
+    width = max(14, *(len(c) + 2 for c in results))
+    lines = [f"{'accuracy':34s}" + "".join(f"{c:>{width}s}" for c in results)]
+    for name in names:
+        lines.append(
+            f"{name:34s}" + "".join(f"{r.get(name, float('nan')):{width}.3f}" for r in results.values())
+        )
+    return "\n".join(lines)
+
+
+def _metric_order(name: str) -> tuple[int, int]:
+    kind, _, dim = name.partition("/")
+    dims = [*DIMENSIONS, "mean", "all"]
+    return (0 if kind == "pointwise" else 1, dims.index(dim) if dim in dims else len(dims))

@@ -1,0 +1,248 @@
+"""A replica's vLLM engines, all driven by one thread, so concurrent HTTP requests share running batches.
+
+Why one thread for every engine (every critic version): vLLM's CPU engine is not thread-safe across
+engines. Loading a second engine in a worker thread while the first one stepped in another thread
+corrupted the heap here (``malloc(): invalid size``, replica killed by SIGABRT, 1 run in 4), so
+loads, steps and aborts of all engines happen on this thread only. A load therefore pauses
+answering for its duration (1–3 s for the world critic on CPU); requests wait, none fail.
+
+Why not vLLM's `AsyncLLM`: in vLLM 0.32 it always runs the engine core in a separate process (20–45 s
+to start on CPU, one process per version), while the in-process engine starts in ~3 s. Why not
+`LLM.generate` per request: it blocks until its whole batch is done, so a request arriving meanwhile
+would wait for the next call. Instead the thread loops: take every queued command (new request,
+abort, load, unload), run one step of each engine that has work, hand finished outputs back to the
+waiting coroutines. New requests join the running batch at the next step (continuous batching),
+and the event loop never blocks on a model.
+
+Outputs are requested final-only (`RequestOutputKind.FINAL_ONLY`): a request's n samples come back
+together in one output (streamed outputs were seen to hold fewer than n, ../shared/notes/cpu-stack.md).
+"""
+
+import asyncio
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+from ipo_ray.critic.judge import CriticRequest
+from ipo_ray.critic.vllm_backend import VllmBackend
+
+
+@dataclass
+class _Job:
+    request_id: str
+    backend: VllmBackend
+    prompt: dict[str, Any]
+    params: SamplingParams
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class _Abort:
+    request_id: str
+
+
+@dataclass
+class _Load:
+    build: Callable[[], VllmBackend]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class _Unload:
+    backend: VllmBackend
+
+
+_STOP = object()
+
+
+class EngineHost:
+    """The thread that owns every engine of a replica; `load` gives an `Engine` handle per version."""
+
+    def __init__(self) -> None:
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._engines: list[VllmBackend] = []
+        # Unloaded engines stay referenced: in-process vLLM engines share global parallel state, and
+        # freeing one tore it down under the others ("pipeline model parallel group is not
+        # initialized"). A replaced version therefore keeps its memory until the replica restarts.
+        self._retired: list[VllmBackend] = []
+        self._jobs: dict[str, _Job] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="critic-engines", daemon=True)
+        self._thread.start()
+
+    async def load(self, build: Callable[[], VllmBackend]) -> "Engine":
+        """Builds an engine on the engine thread (other engines pause meanwhile) and returns its handle.
+
+        Raises:
+            Whatever `build` raises (e.g. a folder vLLM cannot load).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._put(_Load(build, loop, future))
+        return Engine(self, await future)
+
+    async def generate(
+        self, backend: VllmBackend, requests: Sequence[CriticRequest], n: int
+    ) -> list[list[str]]:
+        """n sampled answer texts per request, in request order; see `Engine.generate`."""
+        params = backend.sampling_params(n, output_kind=RequestOutputKind.FINAL_ONLY)
+        loop = asyncio.get_running_loop()
+        jobs = [
+            _Job(uuid.uuid4().hex, backend, backend.prompt(r), params, loop, loop.create_future())
+            for r in requests
+        ]
+        for job in jobs:
+            self._put(job)
+        try:
+            return list(await asyncio.gather(*(job.future for job in jobs)))
+        except asyncio.CancelledError:
+            # The caller gave up (client gone, request timed out): free the engine of the work, or
+            # a client's retry would run next to its own abandoned duplicate.
+            for job in jobs:
+                self._inbox.put(_Abort(job.request_id))
+            raise
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the engine thread stopped; None while it runs."""
+        return self._error
+
+    def unload(self, backend: VllmBackend) -> None:
+        """Stops stepping an engine (after its last request); returns at once. Its memory is kept."""
+        self._inbox.put(_Unload(backend))
+
+    def close(self) -> None:
+        """Stops the thread after the current step; requests still queued fail."""
+        self._inbox.put(_STOP)
+        self._thread.join(timeout=30)
+
+    def _put(self, item: Any) -> None:  # noqa: ANN401 - one of the command dataclasses
+        if self._error is not None:
+            raise RuntimeError(f"critic engines stopped: {self._error}")
+        self._inbox.put(item)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                # Block only when no engine has work; otherwise take what is queued and step.
+                busy = any(b.engine.llm_engine.has_unfinished_requests() for b in self._engines)
+                try:
+                    item = self._inbox.get(block=not busy)
+                except queue.Empty:
+                    item = None
+                while item is not None:
+                    self._handle(item)
+                    try:
+                        item = self._inbox.get_nowait()
+                    except queue.Empty:
+                        item = None
+                for backend in self._engines:
+                    engine = backend.engine.llm_engine
+                    if engine.has_unfinished_requests():
+                        for output in engine.step():
+                            if output.finished:
+                                self._finish(output)
+        except Exception as error:  # noqa: BLE001 - every waiting request must hear of it, not hang
+            self._error = error
+            self._fail_all(error)
+
+    def _handle(self, item: Any) -> None:  # noqa: ANN401 - one of the command dataclasses
+        if item is _STOP:
+            raise RuntimeError("engines closed")
+        if isinstance(item, _Job):
+            try:
+                item.backend.engine.llm_engine.add_request(item.request_id, item.prompt, item.params)
+            except (ValueError, TypeError) as error:
+                _resolve(
+                    item.loop, item.future, error=ValueError(f"critic engine refused the request: {error}")
+                )
+                return
+            self._jobs[item.request_id] = item
+        elif isinstance(item, _Abort):
+            job = self._jobs.pop(item.request_id, None)
+            if job is not None:
+                job.backend.engine.llm_engine.abort_request([item.request_id])
+        elif isinstance(item, _Load):
+            try:
+                backend = item.build()
+            except Exception as error:  # noqa: BLE001 - the loader's caller reports it
+                _resolve(item.loop, item.future, error=error)
+                return
+            self._engines.append(backend)
+            _resolve(item.loop, item.future, result=backend)
+        elif isinstance(item, _Unload):
+            self._engines = [b for b in self._engines if b is not item.backend]
+            self._retired.append(item.backend)
+
+    def _finish(self, output: Any) -> None:  # noqa: ANN401 - vLLM's RequestOutput
+        job = self._jobs.pop(output.request_id, None)
+        if job is None:  # aborted meanwhile
+            return
+        completions = sorted(output.outputs, key=lambda c: c.index)
+        texts = job.backend.tokenizer.batch_decode(
+            [c.token_ids for c in completions], skip_special_tokens=True
+        )
+        _resolve(job.loop, job.future, result=texts)
+
+    def _fail_all(self, error: BaseException) -> None:
+        waiting: list[_Job | _Load] = list(self._jobs.values())
+        self._jobs.clear()
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Job | _Load):
+                waiting.append(item)
+        for item in waiting:
+            _resolve(item.loop, item.future, error=RuntimeError(f"critic engines stopped: {error}"))
+
+
+class Engine:
+    """One loaded critic version: a `VllmBackend` served by the host's thread.
+
+    Args:
+        host: The thread that owns it.
+        backend: The engine.
+    """
+
+    def __init__(self, host: EngineHost, backend: VllmBackend) -> None:
+        self.host = host
+        self.backend = backend
+
+    async def generate(self, requests: Sequence[CriticRequest], n: int) -> list[list[str]]:
+        """n sampled answer texts per request, in request order (as `judge.CriticBackend.generate`).
+
+        Raises:
+            RuntimeError: the engine thread has died (every later call fails the same way).
+            ValueError: the engine refused a request (e.g. a prompt longer than max_model_len).
+        """
+        return await self.host.generate(self.backend, requests, n)
+
+    def close(self) -> None:
+        """Retires the engine; call once no request uses it."""
+        self.host.unload(self.backend)
+
+
+def _resolve(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    result: Any = None,  # noqa: ANN401 - texts or a backend
+    error: BaseException | None = None,
+) -> None:
+    def settle() -> None:
+        if future.done():  # the caller gave up (cancelled); nothing to deliver
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    loop.call_soon_threadsafe(settle)

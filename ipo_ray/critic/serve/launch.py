@@ -1,0 +1,62 @@
+"""Starting the app on Ray: shared by `jobs/serve_critic.py`, the benchmark and the tests."""
+
+import os
+import socket
+import time
+
+import ray
+from ray import serve
+
+from ipo_ray.config import Config
+from ipo_ray.critic.serve.app import build_app
+from ipo_ray.critic.serve.versions import NAMESPACE
+
+
+def start(cfg: Config, num_cpus: int | None = None) -> str:
+    """Starts (or updates) the critic app and returns its base URL once every replica is ready.
+
+    Joins the Ray cluster this process runs in (``RAY_ADDRESS``, ``ray job submit``) or starts a
+    local one with `num_cpus`; a local cluster gets ``RAY_AUTH_MODE=disabled`` unless set otherwise
+    (Ray 2.60's token auth would refuse local clients, ../shared/notes/cpu-stack.md). Serve's proxy
+    takes `serve.host`, `serve.port` and `serve.request_timeout_s` when Serve is first started here;
+    an already running Serve keeps its own.
+
+    Args:
+        cfg: The config (`critic` and `serve` sections, `video.num_frames`).
+        num_cpus: CPUs of a local cluster; ignored when joining one.
+    """
+    served = cfg.serve
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if not ray.is_initialized():
+        ray.init(num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
+    if not _serve_running():
+        # A new proxy that cannot bind its port fails quietly, and clients then reach whatever
+        # holds the port (seen here: another cluster's critic app). Refuse instead.
+        _check_port_free(served.host, served.port)
+    serve.start(
+        http_options={"host": served.host, "port": served.port, "request_timeout_s": served.request_timeout_s}
+    )
+    started = time.perf_counter()
+    serve.run(build_app(cfg), name=served.app_name, route_prefix=served.route_prefix)
+    print(f"critic app {served.app_name!r} ready in {time.perf_counter() - started:.1f} s")
+    return f"http://{served.host}:{served.port}{served.route_prefix.rstrip('/')}"
+
+
+def _serve_running() -> bool:
+    # serve.status() answers without starting anything; proxies appear once Serve has started.
+    return bool(serve.status().proxies)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise RuntimeError(
+                f"serve.port {port} on {host} is taken ({error.strerror}); pick another port"
+            ) from None
+
+
+def stop(app_name: str = "critic") -> None:
+    """Deletes the app (its replicas and engines); Serve and Ray keep running."""
+    serve.delete(app_name)

@@ -1,0 +1,67 @@
+"""What a replica of the critic app is given: plain settings built from the config by the driver.
+
+Replicas never read the config tree; `server_settings` resolves and checks the critic folders here,
+so a missing critic fails before any replica starts.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from ipo_ray.config import Config
+from ipo_ray.critic.judge import SamplingConfig
+from ipo_ray.critic.serve.inputs import VideoLimits
+from ipo_ray.critic.serve.versions import resolve_critic_path
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What a replica needs, as plain values (the builder reads the config; replicas never do).
+
+    Attributes:
+        app_name: Serve app name (names the version registry).
+        versions: {name: critic folder}, "default" included.
+        sampling: How answers are sampled.
+        samples: Default n.
+        max_samples: Largest n a request may ask for.
+        cot: Ask for chain-of-thought before the verdict.
+        num_frames: Frames sampled per video.
+        limits: Video size/frame limits.
+        allowed_root: Root for path inputs; None refuses paths.
+        token_env: Environment variable with the bearer token; None = no auth.
+        engine: `VllmBackend` keyword arguments (dtype, block_size, ...).
+        kv_cache_gib: vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE).
+    """
+
+    app_name: str
+    versions: dict[str, str]
+    sampling: SamplingConfig
+    samples: int
+    max_samples: int
+    cot: bool
+    num_frames: int
+    limits: VideoLimits
+    allowed_root: str | None
+    token_env: str | None
+    engine: dict[str, Any]
+    kv_cache_gib: int
+
+
+def server_settings(cfg: Config) -> ServerSettings:
+    """The replica's plain settings from the config (critic folders resolved and checked here)."""
+    critic, served = cfg.critic, cfg.serve
+    versions = {"default": str(resolve_critic_path(critic.path))}
+    versions |= {name: str(resolve_critic_path(path)) for name, path in served.versions.items()}
+    return ServerSettings(
+        app_name=served.app_name,
+        versions=versions,
+        sampling=SamplingConfig(critic.temperature, critic.top_p, critic.max_new_tokens, critic.seed),
+        samples=critic.samples,
+        max_samples=served.max_samples,
+        cot=critic.chain_of_thought,
+        num_frames=cfg.video.num_frames,
+        limits=VideoLimits.from_mib(served.max_upload_mb, served.max_frames, served.max_frame_pixels),
+        allowed_root=served.allowed_root,
+        token_env=served.auth_token_env if served.auth else None,
+        engine={"dtype": critic.dtype, "block_size": critic.block_size},
+        kv_cache_gib=critic.kv_cache_gib,
+    )

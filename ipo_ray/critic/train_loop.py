@@ -1,0 +1,370 @@
+"""Critic SFT training: one plain-torch function, run in-process or by Ray Train workers.
+
+`train_critic` is the whole loop (IPO Eq. 1, answer tokens only): it reads a labels table, splits
+off held-out items, trains the critic folder it starts from (all weights, or LoRA adapters merged
+on save), evaluates held-out first-token verdicts every ``eval_every`` steps, and writes a
+versioned checkpoint folder that `load_critic` and `VllmBackend` both load. `fit_with_ray` runs the
+same function on N Ray Train workers (gloo on CPU): every worker reads the same table and takes
+its slice of each global batch; gradients and the answer-token count are all-reduced, so N workers
+× B/N examples take exactly the step 1 worker × B takes (tests/critic/test_critic_train_ray.py).
+
+The checkpoint folder (written atomically by rank 0, replaced at every evaluation):
+    config.json, model.safetensors, generation_config.json   the critic, fp32
+    tokenizer*, processor/video/chat-template files         `model.build_processor`'s, unchanged
+    critic_manifest.json    version, parent, data, training settings, metrics history
+"""
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdicts
+from ipo_ray.critic.model import load_critic
+from ipo_ray.critic.sft import (
+    FrameCache,
+    SftExample,
+    answer_loss,
+    answer_weights,
+    collate,
+    encode,
+    examples_from_labels,
+    split_held_out,
+)
+from ipo_ray.data import TableKind, read_table
+from ipo_ray.world.render import RenderSettings
+
+MANIFEST = "critic_manifest.json"
+# LoRA goes on the language model's projections: the vision tower and merger stay as trained.
+LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything one training run needs, as plain values (what the job builds from the config).
+
+    Attributes:
+        init_dir: Critic folder to start from (`build_critic` output or an earlier checkpoint).
+        labels_path: Labels table (`TableKind.LABELS`) with video paths readable by every worker.
+        out_dir: Checkpoint folder to write (replaced atomically).
+        version: Version name for the manifest.
+        num_frames: Frames sampled per video (as the serving side samples them).
+        with_reasons: Train "Verdict. reason" answers; False = verdict only.
+        verdict_weight: Loss weight of the verdict token (1 = IPO Eq. 1's token mean; `sft.answer_weights`).
+        lr, weight_decay: AdamW.
+        batch_size: Global examples per step (split over workers).
+        steps: Step cap.
+        minutes: Wall-clock cap (rank 0's clock decides for all), or None.
+        warmup_steps: Linear warm-up, then cosine decay to 10% over max(step/steps, time/minutes).
+        lora, lora_rank, lora_alpha: LoRA on the language model instead of full fine-tuning.
+        held_out: Share of items kept for evaluation.
+        eval_every: Steps between evaluations (and checkpoint writes).
+        eval_max: Held-out rows scored per in-training evaluation at most.
+        seed: Split, data order and LoRA initialisation.
+        threads: torch threads per worker.
+        prompts_path: A world prompts table to judge held-out rows with the oracle; None = no oracle.
+        render: `RenderSettings` fields of the world those clips come from (with `prompts_path`).
+    """
+
+    init_dir: str
+    labels_path: str
+    out_dir: str
+    version: str = "v1"
+    num_frames: int = 16
+    with_reasons: bool = True
+    verdict_weight: float = 1.0
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 32
+    steps: int = 2000
+    minutes: float | None = None
+    warmup_steps: int = 50
+    lora: bool = False
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    held_out: float = 0.1
+    eval_every: int = 500
+    eval_max: int = 600
+    seed: int = 0
+    threads: int = 1
+    prompts_path: str | None = None
+    render: dict[str, Any] = field(default_factory=dict)
+
+
+def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine from 1 to 0.1 over progress ∈ [0, 1]."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def train_critic(
+    plan: TrainPlan,
+    rank: int = 0,
+    world_size: int = 1,
+    report: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Trains a critic on a labels table and writes its checkpoint (see the module docstring).
+
+    Args:
+        plan: The run.
+        rank, world_size: This worker's place; with world_size > 1 a torch.distributed process
+            group (gloo) must be initialised.
+        report: Called on every rank with the metrics of each evaluation (rank 0's values).
+
+    Returns:
+        The last evaluation's metrics (``critic/labels/...``, ``critic/oracle/...``, ``train/...``).
+    """
+    torch.set_num_threads(plan.threads)
+    torch.manual_seed(plan.seed)
+    if not Path(plan.init_dir, "config.json").is_file():
+        raise FileNotFoundError(
+            f"{plan.init_dir}: not a critic folder (no config.json); build or train one first"
+        )
+    examples = examples_from_labels(read_table(plan.labels_path, TableKind.LABELS))
+    train, held = split_held_out(examples, plan.held_out, plan.seed)
+    if len(train) < plan.batch_size:
+        raise ValueError(f"{len(train)} training rows for batch_size {plan.batch_size}: too few labels")
+    model, processor = load_critic(plan.init_dir)
+    core = model  # the Qwen2-VL whose modules LoRA (if any) wraps in place
+    if plan.lora:
+        model = _with_lora(model, plan)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
+    frames = FrameCache(plan.num_frames)
+    cache: dict[int, Any] = {}
+    pad, merge = processor.tokenizer.pad_token_id, core.config.vision_config.spatial_merge_size
+
+    def batch_of(indices: np.ndarray) -> dict[str, torch.Tensor]:
+        for i in indices:
+            if i not in cache:
+                e = train[i]
+                cache[i] = encode(processor, e, [frames(p) for p in e.video_paths], True, plan.with_reasons)
+        return collate([cache[i] for i in indices], pad, merge)
+
+    evaluator = _Evaluator(plan, held, frames) if rank == 0 else None
+    per_worker = plan.batch_size // world_size
+    start, step, epoch = time.perf_counter(), 0, 0
+    losses: list[float] = []
+    history: list[dict[str, float]] = []  # rank 0's evaluations, kept in the manifest
+    last: list[dict[str, float]] = []  # every rank's latest metrics
+
+    def evaluate() -> dict[str, float]:
+        metrics = {
+            "train/step": float(step),
+            "train/minutes": (time.perf_counter() - start) / 60,
+            "train/loss": float(np.mean(losses[-plan.eval_every :])) if losses else float("nan"),
+        }
+        if evaluator is not None:
+            core.eval()
+            metrics |= evaluator(core, processor)
+            core.train()
+            history.append(metrics)
+            save_checkpoint(model, processor, plan, history, len(train), len(held))
+        if report is not None:
+            report(metrics)
+        last[:] = [metrics]
+        return metrics
+
+    while True:
+        order = np.random.default_rng([plan.seed, epoch]).permutation(len(train))
+        for first in range(0, len(order) - plan.batch_size + 1, plan.batch_size):
+            elapsed = time.perf_counter() - start
+            progress = max(step / plan.steps, elapsed / (60 * plan.minutes) if plan.minutes else 0.0)
+            mine = order[first : first + plan.batch_size][rank * per_worker : (rank + 1) * per_worker]
+            batch = batch_of(mine)
+            count = float(answer_weights(batch["labels"], plan.verdict_weight).sum())
+            # One all-reduce carries the global token count, rank 0's stop decision and its progress.
+            sync = torch.tensor([count, float(progress >= 1.0), progress], dtype=torch.float64)
+            if world_size > 1:
+                sync[1:] *= rank == 0
+                dist.all_reduce(sync)
+            if sync[1] > 0:
+                # Stopping right after an evaluation: its metrics and checkpoint are the final ones.
+                return last[0] if last and last[0]["train/step"] == step else evaluate()
+            for group in opt.param_groups:
+                group["lr"] = plan.lr * lr_factor(step, float(sync[2]), plan.warmup_steps)
+            loss_sum, _ = answer_loss(core, batch, plan.verdict_weight)
+            (loss_sum / sync[0].item()).backward()
+            if world_size > 1:
+                _all_reduce_grads(params)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss_sum.item() / max(count, 1))
+            step += 1
+            if step % plan.eval_every == 0:
+                evaluate()
+        epoch += 1
+
+
+def _all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
+    """Sums gradients over workers in one flat buffer (each worker divided by the global count)."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
+
+
+def _with_lora(model: torch.nn.Module, plan: TrainPlan) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model  # imported here: full fine-tuning never needs peft
+
+    config = LoraConfig(
+        r=plan.lora_rank, lora_alpha=plan.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS
+    )
+    return get_peft_model(model, config)
+
+
+class _Evaluator:
+    """Held-out rows (at most `eval_max`, a fixed sample) with their oracle verdicts, computed once."""
+
+    def __init__(self, plan: TrainPlan, held: list[SftExample], frames: FrameCache) -> None:
+        rng = np.random.default_rng(plan.seed)
+        keep = sorted(rng.permutation(len(held))[: plan.eval_max]) if held else []
+        self.examples = [held[i] for i in keep]
+        self.frames = frames
+        self.oracle = None
+        if plan.prompts_path and self.examples:
+            prompts = read_table(plan.prompts_path, TableKind.PROMPTS)
+            self.oracle = oracle_verdicts(self.examples, prompts, RenderSettings(**plan.render))
+
+    def __call__(self, model: torch.nn.Module, processor: Any) -> dict[str, float]:
+        if not self.examples:
+            return {}
+        predicted = first_token_verdicts(model, processor, self.examples, self.frames)
+        out = {
+            f"critic/labels/{k}": v
+            for k, v in accuracy(self.examples, predicted, [e.verdict for e in self.examples]).items()
+        }
+        if self.oracle is not None:
+            out |= {
+                f"critic/oracle/{k}": v for k, v in accuracy(self.examples, predicted, self.oracle).items()
+            }
+        return out
+
+
+def save_checkpoint(
+    model: torch.nn.Module,
+    processor: Any,
+    plan: TrainPlan,
+    history: list[dict[str, float]],
+    rows_train: int,
+    rows_held: int,
+) -> Path:
+    """Writes the critic folder atomically: a temporary sibling, then renamed over `plan.out_dir`.
+
+    A LoRA model is saved merged (a copy is merged, training continues on the adapters), so every
+    checkpoint is a plain Qwen2-VL folder that vLLM loads without adapter support.
+    """
+    out = Path(plan.out_dir)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain = copy.deepcopy(model).merge_and_unload() if plan.lora else model
+    plain.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    parent = _read_manifest_version(plan.init_dir)
+    manifest = {
+        "version": plan.version,
+        "parent": parent,
+        "data": {
+            "labels": str(Path(plan.labels_path).resolve()),
+            "rows_train": rows_train,
+            "rows_held_out": rows_held,
+        },
+        "training": asdict(plan) | {"init_dir": str(plan.init_dir)},
+        "num_frames": plan.num_frames,
+        "metrics": history[-1] if history else {},
+        "history": history,
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint folder's manifest.
+
+    Raises:
+        FileNotFoundError: no such folder or no manifest in it (not a trained critic).
+    """
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no {MANIFEST}; not a critic checkpoint written by train_critic")
+    return json.loads(file.read_text())
+
+
+def _read_manifest_version(path: str) -> str | None:
+    file = Path(path) / MANIFEST
+    return json.loads(file.read_text())["version"] if file.is_file() else None
+
+
+def _ray_worker(config: dict[str, Any]) -> None:
+    import ray.train
+
+    ctx = ray.train.get_context()
+    # Ray Train v2's report is collective: every rank calls it at each evaluation.
+    train_critic(TrainPlan(**config["plan"]), ctx.get_world_rank(), ctx.get_world_size(), ray.train.report)
+
+
+def fit_with_ray(
+    plan: TrainPlan,
+    workers: int,
+    cpus_per_worker: float,
+    storage_path: str,
+    name: str = "critic-sft",
+    max_failures: int = 0,
+) -> dict[str, float]:
+    """Runs `train_critic` on `workers` Ray Train workers (gloo) on the connected Ray cluster.
+
+    Args:
+        plan: The run; paths must be readable by every worker (one machine, or shared storage).
+        workers: Worker count; `plan.batch_size` must divide by it.
+        cpus_per_worker: Fractional CPUs per worker (2 cores shared by training, critic and
+            generator deadlock otherwise: ../shared/notes/cpu-stack.md).
+        storage_path: Where Ray Train keeps its run records (the critic goes to `plan.out_dir`).
+        name: Ray Train run name.
+        max_failures: Worker-group restarts after a failure; a restart trains again from
+            `plan.init_dir` (no mid-run checkpoint), so it suits short runs such as a refresh.
+
+    Returns:
+        The last evaluation's metrics (rank 0's, from the checkpoint manifest).
+    """
+    import ray.train
+    import ray.train.torch
+
+    if plan.batch_size % workers:
+        raise ValueError(f"batch_size {plan.batch_size} must be a multiple of workers ({workers})")
+    trainer = ray.train.torch.TorchTrainer(
+        _ray_worker,
+        train_loop_config={"plan": asdict(plan)},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=workers, use_gpu=False, resources_per_worker={"CPU": cpus_per_worker}
+        ),
+        torch_config=ray.train.torch.TorchConfig(backend="gloo"),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+        ),
+    )
+    trainer.fit()
+    # Rank 0's manifest is the record (Ray Train v2 keeps metrics only with reported checkpoints).
+    return read_manifest(plan.out_dir)["metrics"]

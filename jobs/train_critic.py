@@ -1,0 +1,159 @@
+"""Train the VLM critic on a labels table (IPO Eq. 1) and print its held-out accuracy per dimension.
+
+From scratch (a new tiny Qwen2-VL with an offline tokenizer built from the training captions and
+reasons) or from a critic folder (`critic.train.init`); on a labels table (`critic.train.labels`)
+or on the world seed set, built under RUN_ROOT/NAME/seed-set when no table is given. Training runs
+on Ray Train workers (`critic.train.runner=ray`, gloo, fractional CPUs) or in this process
+(`runner=local`). The checkpoint folder loads in `load_critic` and in vLLM. Accuracy is printed
+against the labels and, for world data, against the noise-free oracle (greedy answers, parsed).
+
+    python jobs/train_critic.py [--config FILE] [--no-reasons] [KEY=VALUE ...]
+    python jobs/train_critic.py run.name=critic critic.train.minutes=25 critic.train.runner=local
+    ray job submit --working-dir . -- python jobs/train_critic.py critic.train.workers=2
+"""
+
+import argparse
+import json
+import os
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from ipo_ray.config import ConfigError, add_config_args, config_from_args
+from ipo_ray.critic.evaluate import (
+    accuracy,
+    format_table,
+    greedy_verdicts,
+    majority_baseline,
+    oracle_verdicts,
+)
+from ipo_ray.critic.hf_backend import TransformersBackend
+from ipo_ray.critic.judge import SamplingConfig
+from ipo_ray.critic.model import CriticArchitecture, build_critic
+from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out
+from ipo_ray.critic.train_loop import MANIFEST, TrainPlan, fit_with_ray, train_critic
+from ipo_ray.data import TableKind, is_committed, read_table
+from ipo_ray.world.build import render_settings, seed_set
+from ipo_ray.world.render import RenderSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--no-reasons", action="store_true", help="verdict-only answers (LiFT Table 2 ablation)"
+    )
+    add_config_args(parser)
+    args = parser.parse_intermixed_args()  # --no-reasons may come anywhere among KEY=VALUE
+    if args.no_reasons:
+        args.overrides.append("critic.train.with_reasons=false")
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as error:
+        parser.exit(2, f"{parser.prog}: {error}\n")
+    t = cfg.critic.train
+    run_dir = Path(cfg.run.root) / (cfg.run.name or "critic")
+    out_dir = Path(t.out) if t.out else run_dir / "critic"
+    start = time.perf_counter()
+    if t.init and not (Path(t.init) / "config.json").is_file():
+        parser.exit(
+            2, f"{parser.prog}: critic.train.init: {t.init} is not a critic folder (no config.json)\n"
+        )
+
+    # 1. Labels: the given table, or the world seed set (built once, reused by later runs).
+    prompts_path = None
+    if t.labels:
+        labels_path = Path(t.labels)
+    else:
+        seed_dir = run_dir / "seed-set"
+        labels_path = seed_dir / "labels.parquet"
+        if not is_committed(labels_path):
+            summary = seed_set(cfg, seed_dir)
+            print(f"seed set: {summary.clips} videos, {summary.labels} labels in {seed_dir}")
+    # World labels come with a prompts table of specs beside them: then the oracle judges too.
+    if is_committed(labels_path.with_name("prompts.parquet")):
+        prompts_path = labels_path.with_name("prompts.parquet")
+    examples = examples_from_labels(read_table(labels_path, TableKind.LABELS))
+
+    # 2. The critic to start from.
+    if t.init:
+        init_dir = Path(t.init)
+    else:
+        corpus = sorted({e.caption for e in examples} | {e.reason for e in examples})
+        init_dir = build_critic(run_dir / "init", corpus, CriticArchitecture(vocab_size=t.vocab_size), t.seed)
+
+    # 3. Train (Ray Train workers or this process).
+    settings = render_settings(cfg.world.render)
+    plan = TrainPlan(
+        init_dir=str(init_dir),
+        labels_path=str(labels_path),
+        out_dir=str(out_dir),
+        version=t.version,
+        num_frames=cfg.video.num_frames,
+        with_reasons=t.with_reasons,
+        verdict_weight=t.verdict_weight,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        batch_size=t.batch_size,
+        steps=t.steps,
+        minutes=t.minutes,
+        warmup_steps=t.warmup_steps,
+        lora=t.lora,
+        lora_rank=t.lora_rank,
+        lora_alpha=t.lora_alpha,
+        held_out=t.held_out,
+        eval_every=t.eval_every,
+        eval_max=t.eval_max,
+        seed=t.seed,
+        threads=t.threads,
+        prompts_path=str(prompts_path) if prompts_path else None,
+        render={f.name: getattr(settings, f.name) for f in fields(RenderSettings)},
+    )
+    if t.runner == "local":
+        train_critic(plan, report=lambda m: print(_progress(m), flush=True))
+    else:
+        import ray
+
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local clusters: no token (notes, Ray 2.60)
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=True)
+        fit_with_ray(plan, t.workers, t.cpus_per_worker, str((run_dir / "ray").resolve()))
+    train_minutes = (time.perf_counter() - start) / 60
+
+    # 4. Held-out accuracy of greedy answers, against the labels and (world data) the oracle.
+    train, held = split_held_out(examples, t.held_out, t.seed)
+    if not held:
+        print(f"no held-out labels (critic.train.held_out={t.held_out}); critic in {out_dir}")
+        return
+    backend = TransformersBackend(out_dir, SamplingConfig(temperature=0.0, max_new_tokens=t.max_new_tokens))
+    predicted = greedy_verdicts(backend, held, FrameCache(cfg.video.num_frames))
+    labels = [e.verdict for e in held]
+    baseline = majority_baseline(train, held)
+    results = {"labels": accuracy(held, predicted, labels)}
+    if prompts_path:
+        oracle = oracle_verdicts(held, read_table(prompts_path, TableKind.PROMPTS), settings)
+        results["oracle"] = accuracy(held, predicted, oracle)
+        results["baseline:oracle"] = accuracy(held, baseline, oracle)  # most frequent training verdict
+    results["baseline:labels"] = accuracy(held, baseline, labels)
+    manifest_file = out_dir / MANIFEST
+    manifest = json.loads(manifest_file.read_text())
+    manifest["evaluation"] = {"held_out_rows": len(held), "greedy": results, "train_minutes": train_minutes}
+    manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    reasons = "with reasons" if t.with_reasons else "verdict only"
+    print(
+        f"critic {t.version} ({reasons}) in {out_dir}: {len(held)} held-out labels, {train_minutes:.1f} min"
+    )
+    print(format_table(results))
+
+
+def _progress(metrics: dict[str, float]) -> str:
+    keys = (
+        "train/step",
+        "train/minutes",
+        "train/loss",
+        "critic/oracle/pointwise/mean",
+        "critic/oracle/pairwise/all",
+    )
+    return " ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics) + " " + json.dumps(metrics)
+
+
+if __name__ == "__main__":
+    main()

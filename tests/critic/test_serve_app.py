@@ -1,0 +1,306 @@
+"""The critic's Serve app end to end on a local Ray: real HTTP, real mp4 files, a tiny random critic.
+
+One app serves the whole module (~25 s to start: Ray, Serve, vLLM's import in the replica). The
+random critic answers gibberish, so answers come back unparseable: that checks the "200, marked and
+counted" rule, and the schema and sample counts, never verdicts.
+"""
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from ipo_ray.config import load_config
+from ipo_ray.critic.model import build_critic
+from ipo_ray.data.video import write_mp4
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "test-token-123"
+SAMPLES = 3
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PROMPT = "A red square moves right."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _clip(frames: int) -> np.ndarray:
+    video = np.full((frames, 16, 16, 3), (15, 20, 70), dtype=np.uint8)
+    for t in range(frames):
+        video[t, 6:10, t % 12 : t % 12 + 4] = (230, 40, 40)
+    return video
+
+
+def make_videos(root: Path) -> None:
+    """Files the tests name: a clip; corrupt, fake, too long and too big ones; a symlink out."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_mp4(root / "clip.mp4", _clip(16), fps=8)
+    write_mp4(root / "long.mp4", _clip(40), fps=8)  # over serve.max_frames=32
+    clip = (root / "clip.mp4").read_bytes()
+    (root / "cut.mp4").write_bytes(clip[: len(clip) // 2])
+    (root / "text.mp4").write_bytes(b"this is not a video")
+    (root / "big.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(200_000))  # over 0.1 MiB
+    (root.parent / "secret.mp4").write_bytes(clip)
+    os.symlink(root.parent / "secret.mp4", root / "escape.mp4")
+
+
+def app_config(critic: Path, root: Path, port: int, **extra: str) -> object:
+    """Config of the test app: small n and answers, limits the test files cross, auth on."""
+    overrides = {
+        "critic.path": str(critic),
+        "critic.samples": str(SAMPLES),
+        "critic.max_new_tokens": "8",
+        "serve.allowed_root": str(root),
+        "serve.port": str(port),
+        "serve.auth": "true",
+        "serve.max_frames": "32",
+        "serve.max_upload_mb": "0.1",
+        "serve.cpus_per_replica": "0.5",
+        **extra,
+    }
+    return load_config(None, [f"{k}={v}" for k, v in overrides.items()])
+
+
+@pytest.fixture(scope="module")
+def app(critic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(base URL, allowed root) of a running app; Ray and Serve are shut down afterwards."""
+    import ray
+    from ray import serve
+
+    from ipo_ray.critic.serve.launch import start
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ["IPO_RAY_CRITIC_TOKEN"] = TOKEN  # replicas inherit the driver's environment locally
+    root = tmp_path_factory.mktemp("serve") / "videos"
+    make_videos(root)
+    url = start(app_config(critic_dir, root, _free_port()), num_cpus=2)
+    yield url, root
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def http(app: tuple[str, Path]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=app[0], headers=AUTH, timeout=60) as client:
+        yield client
+
+
+def _check_judgement(judged: dict, answers: tuple[str, ...]) -> None:
+    assert set(judged["votes"]) == set(answers)
+    assert judged["samples"] == SAMPLES and len(judged["answers"]) == SAMPLES
+    assert sum(judged["votes"].values()) + judged["unparseable"] == SAMPLES
+    assert judged["unparseable"] == sum(not a["parsed"] for a in judged["answers"])
+    for answer in judged["answers"]:
+        assert set(answer) == {"text", "verdict", "reason", "parsed", "problem"}
+        assert (answer["verdict"] is None) == (answer["problem"] is not None) == (not answer["parsed"])
+    assert 0.0 <= judged["certainty"] <= 1.0
+
+
+@pytest.mark.timeout(180)
+def test_health_models_and_docs(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok", "versions_ready": 1}
+    models = http.get("/v1/models").json()
+    assert models["default"] == "default" and [v["state"] for v in models["versions"]] == ["ready"]
+    assert http.get("/docs").status_code == 200
+    assert {"/v1/score", "/v1/compare", "/v1/models", "/healthz"} <= set(
+        http.get("/openapi.json").json()["paths"]
+    )
+
+
+@pytest.mark.timeout(180)
+def test_score_by_path_and_by_upload(http: httpx.Client, app: tuple[str, Path]) -> None:
+    by_path = http.post("/v1/score", json={"prompt": PROMPT, "video_path": "clip.mp4"})
+    assert by_path.status_code == 200, by_path.text
+    body = by_path.json()
+    assert body["version"] == "default" and body["samples"] == SAMPLES
+    assert set(body["dimensions"]) == {"semantic_consistency", "motion_smoothness", "faithfulness"}
+    for judged in body["dimensions"].values():
+        _check_judgement(judged, ("Good", "Normal", "Bad"))
+        assert (judged["reward"] is None) == (judged["verdict"] is None)
+    # Gibberish from a random model is returned marked, never turned into a verdict.
+    assert any(not a["parsed"] for j in body["dimensions"].values() for a in j["answers"])
+
+    with open(app[1] / "clip.mp4", "rb") as f:
+        uploaded = http.post(
+            "/v1/score",
+            data={"prompt": PROMPT, "samples": "2", "dimensions": ["faithfulness"]},
+            files={"video": ("clip.mp4", f, "video/mp4")},
+        )
+    assert uploaded.status_code == 200, uploaded.text
+    assert list(uploaded.json()["dimensions"]) == ["faithfulness"]
+    assert len(uploaded.json()["dimensions"]["faithfulness"]["answers"]) == 2
+
+
+@pytest.mark.timeout(180)
+def test_compare_upload_against_path(http: httpx.Client, app: tuple[str, Path]) -> None:
+    with open(app[1] / "clip.mp4", "rb") as f:
+        response = http.post(
+            "/v1/compare",
+            data={"prompt": PROMPT, "video_b_path": "clip.mp4", "dimensions": ["motion_smoothness"]},
+            files={"video_a": ("a.mp4", f, "video/mp4")},
+        )
+    assert response.status_code == 200, response.text
+    _check_judgement(response.json()["dimensions"]["motion_smoothness"], ("A", "B", "tie"))
+
+
+def _score(path: str, **fields: object) -> dict:
+    return {"json": {"prompt": PROMPT, "video_path": path, **fields}}
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "says"),
+    [
+        (
+            {"content": b'{"prompt": "x", ', "headers": {"content-type": "application/json"}},
+            422,
+            "malformed JSON",
+        ),
+        ({"json": {"prompt": PROMPT}}, 422, "exactly one"),
+        (_score("clip.mp4", samples=0), 422, "greater than or equal"),
+        (_score("clip.mp4", dimensions=["beauty"]), 422, "semantic_consistency"),
+        (_score("text.mp4"), 400, "text.mp4': not a video"),
+        (_score("cut.mp4"), 400, "cut.mp4': not a readable video"),
+        (_score("missing.mp4"), 400, "no such file"),
+        (_score("long.mp4"), 413, "40 frames"),
+        (_score("big.mp4"), 413, "over the limit"),
+        (_score("../secret.mp4"), 403, "'..'"),
+        (_score("escape.mp4"), 403, "outside the allowed root"),
+        (_score("/etc/hostname"), 403, "outside the allowed root"),
+        (_score("clip.mp4", version="nope"), 404, "unknown critic version 'nope'"),
+        ({"content": b"hi", "headers": {"content-type": "text/plain"}}, 415, "content type"),
+    ],
+)
+def test_bad_input_status_codes(http: httpx.Client, request_kwargs: dict, status: int, says: str) -> None:
+    response = http.post("/v1/score", **request_kwargs)
+    assert response.status_code == status, response.text
+    assert says in str(response.json()["detail"])
+
+
+@pytest.mark.timeout(180)
+def test_uploads_too_big_or_not_video(http: httpx.Client, app: tuple[str, Path]) -> None:
+    big = http.post("/v1/score", data={"prompt": PROMPT}, files={"video": ("big.mp4", bytes(300_000))})
+    assert big.status_code == 413, big.text
+    junk = http.post("/v1/score", data={"prompt": PROMPT}, files={"video": ("x.mp4", b"GIF89a" * 10)})
+    assert junk.status_code == 400 and "x.mp4" in junk.json()["detail"]
+    cut = (app[1] / "cut.mp4").read_bytes()
+    corrupt = http.post(
+        "/v1/compare",
+        data={"prompt": PROMPT, "video_a_path": "clip.mp4"},
+        files={"video_b": ("cut.mp4", cut)},
+    )
+    assert corrupt.status_code == 400 and "video_b (cut.mp4)" in corrupt.json()["detail"]
+
+
+@pytest.mark.timeout(180)
+def test_auth(app: tuple[str, Path]) -> None:
+    with httpx.Client(base_url=app[0], timeout=30) as anonymous:
+        assert anonymous.get("/healthz").status_code == 200  # liveness stays open
+        assert anonymous.get("/v1/models").status_code == 401
+        missing = anonymous.post("/v1/score", json={"prompt": PROMPT, "video_path": "clip.mp4"})
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        wrong = anonymous.post(
+            "/v1/score",
+            json={"prompt": PROMPT, "video_path": "clip.mp4"},
+            headers={"Authorization": "Bearer nope"},
+        )
+        assert wrong.status_code == 401
+
+
+@pytest.mark.timeout(240)
+def test_new_version_loads_while_requests_keep_being_answered(
+    http: httpx.Client, app: tuple[str, Path], critic_dir: Path, tmp_path: Path
+) -> None:
+    from ipo_ray.critic.serve import register_version
+
+    second = build_critic(tmp_path / "critic-v2", ["A blue circle."], seed=1)
+    statuses: list[int] = []
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(base_url=app[0], headers=AUTH, timeout=60) as client:
+            while not stop.is_set():
+                response = client.post(
+                    "/v1/score", json={"prompt": PROMPT, "video_path": "clip.mp4", "samples": 1}
+                )
+                statuses.append(response.status_code)
+                if response.status_code != 200:
+                    problems.append(response.text[:300])
+
+    workers = [threading.Thread(target=stream) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(1.0)
+        register_version("v2", second)  # a new name
+        register_version("default", second)  # re-point the default: its old engine retires
+        register_version("default", critic_dir)  # and back
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+    assert len(statuses) >= 6 and set(statuses) == {200}, problems
+    versions = {v["name"]: v for v in http.get("/v1/models").json()["versions"]}
+    assert versions["v2"]["state"] == "ready" and versions["v2"]["path"] == str(second.resolve())
+    assert versions["default"]["path"] == str(critic_dir.resolve())
+    answered = http.post("/v1/score", json={"prompt": PROMPT, "video_path": "clip.mp4", "version": "v2"})
+    assert answered.status_code == 200 and answered.json()["version"] == "v2"
+
+
+@pytest.mark.timeout(60)
+def test_registering_a_missing_folder_fails_clearly(app: tuple[str, Path], tmp_path: Path) -> None:
+    from ipo_ray.critic.serve import register_version
+
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        register_version("v3", tmp_path)
+
+
+@pytest.mark.timeout(180)
+def test_engine_host_serves_two_versions_and_aborts_cancelled_requests(
+    vllm_backend,  # noqa: ANN001
+    clip_frames: np.ndarray,
+    critic_dir: Path,
+) -> None:
+    """The replica's engine thread, without Ray: n answers per request from two engines at once, a
+    load while requests run, cancellation frees the engine."""
+    import asyncio
+
+    from ipo_ray.critic.judge import CriticRequest
+    from ipo_ray.critic.serve.engine import EngineHost
+    from ipo_ray.critic.templates import pointwise_question
+    from ipo_ray.critic.vllm_backend import VllmBackend
+
+    host = EngineHost()
+    request = CriticRequest((clip_frames,), pointwise_question(PROMPT, "faithfulness"))
+
+    async def run() -> None:
+        first = await host.load(lambda: vllm_backend)
+        busy = [asyncio.create_task(first.generate([request] * 2, 3)) for _ in range(3)]
+        second = await host.load(lambda: VllmBackend(critic_dir, vllm_backend.sampling, block_size=32))
+        both = await asyncio.gather(*busy, second.generate([request], 2), first.generate([request], 1))
+        assert [[len(samples) for samples in r] for r in both] == [[3, 3]] * 3 + [[2], [1]]
+        abandoned = asyncio.create_task(first.generate([request] * 4, 8))
+        await asyncio.sleep(0.05)
+        abandoned.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        second.close()
+        assert len((await first.generate([request], 2))[0]) == 2  # still serving
+
+    try:
+        asyncio.run(run())
+        assert host._jobs == {}  # the abandoned requests were aborted, not left running
+    finally:
+        host.close()

@@ -1,0 +1,73 @@
+"""jobs/train_critic.py run as a user runs it: the smallest config end to end, and bad configs refused."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALLEST = [
+    "world.seed_set.num_clips=8",
+    "world.seed_set.num_pairs=4",
+    "video.num_frames=4",
+    "critic.train.runner=local",
+    "critic.train.workers=1",
+    "critic.train.steps=3",
+    "critic.train.batch_size=4",
+    "critic.train.eval_every=3",
+    "critic.train.held_out=0.3",
+    "critic.train.vocab_size=400",
+]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "jobs/train_critic.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_smallest_config_trains_and_prints_accuracy(tmp_path: Path) -> None:
+    done = _run(f"run.root={tmp_path}", "run.name=job", "--no-reasons", *SMALLEST)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(verdict only)" in done.stdout
+    rows = {
+        line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line.startswith("pointwise")
+    }
+    assert {
+        f"pointwise/{d}" for d in ("semantic_consistency", "motion_smoothness", "faithfulness", "mean")
+    } <= set(rows)
+    header = next(line.split() for line in done.stdout.splitlines() if line.startswith("accuracy"))
+    assert header[1:] == ["labels", "oracle", "baseline:oracle", "baseline:labels"]
+    critic = tmp_path / "job" / "critic"
+    manifest = json.loads((critic / "critic_manifest.json").read_text())
+    assert manifest["training"]["with_reasons"] is False and "oracle" in manifest["evaluation"]["greedy"]
+    assert (critic / "config.json").is_file() and (critic / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("critic.train.lrr=1", "critic.train.lrr: unknown key (did you mean 'lr'?"),
+        ("critic.train.batch_size=5", "critic.train.batch_size: must be a multiple of workers (2)"),
+        ("critic.train.cpus_per_worker=0", "critic.train.cpus_per_worker: must be greater than 0"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, override: str, message: str) -> None:
+    done = _run(f"run.root={tmp_path}", override)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_missing_init_folder_exits_2(tmp_path: Path) -> None:
+    done = _run(f"run.root={tmp_path}", f"critic.train.init={tmp_path / 'nope'}", *SMALLEST)
+    assert done.returncode == 2
+    assert "critic.train.init" in done.stderr and "not a critic folder" in done.stderr

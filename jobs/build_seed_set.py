@@ -14,28 +14,17 @@ from pathlib import Path
 
 from ipo_ray.config import add_config_args, parse_config
 from ipo_ray.vocab import DIMENSIONS
-from ipo_ray.world.build import annotators, render_settings
-from ipo_ray.world.seed_set import build_seed_set
+from ipo_ray.world.build import seed_set
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_config_args(parser)
     _, cfg = parse_config(parser)
-    seed_cfg = cfg.world.seed_set
     out_dir = Path(cfg.run.root) / (cfg.run.name or "seed-set")
 
     start = time.perf_counter()
-    summary = build_seed_set(
-        out_dir,
-        num_clips=seed_cfg.num_clips,
-        num_pairs=seed_cfg.num_pairs,
-        defect_rate=seed_cfg.defect_rate,
-        strength_range=(seed_cfg.min_strength, seed_cfg.max_strength),
-        seed=seed_cfg.seed,
-        annotators=annotators(cfg.world.annotators),
-        settings=render_settings(cfg.world.render),
-    )
+    summary = seed_set(cfg, out_dir)
     print(
         f"{out_dir}: {summary.clips} videos, {summary.labels} voted labels, "
         f"{summary.no_majority} judgements without a majority (review.jsonl), "

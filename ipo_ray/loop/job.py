@@ -1,0 +1,115 @@
+"""The Dual-IPO job: Ray, the critic app and MLflow set up around the round loop.
+
+`run_job` is what `jobs/dual_ipo.py` calls. Order matters for bad input: the config was validated
+before this runs; the run directory and its saved config are checked next; then Ray starts (or is
+joined), the critic app comes up, and the rounds run (`rounds.run_rounds`).
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import ray
+
+from ipo_ray.config import Config, dump_yaml, load_config, to_flat_dict
+from ipo_ray.critic.client import CriticClient
+from ipo_ray.critic.serve.launch import start as start_critic_app
+from ipo_ray.critic.serve.versions import NAMESPACE, resolve_critic_path
+from ipo_ray.loop.driver import StageError
+from ipo_ray.loop.rounds import run_rounds
+from ipo_ray.loop.run_dir import CONFIG_FILE, RunDir, StageRecord
+from ipo_ray.loop.stages import EVALUATE, ROUND_STAGES
+from ipo_ray.loop.tracking import Tracker, resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+
+
+class ResumeError(ValueError):
+    """`--resume` was given a folder that is not a run, or with settings that would change it."""
+
+
+def new_run_dir(cfg: Config) -> Path:
+    """``run.root/run.name``, or ``run.root/dual-ipo-<n>`` with the first free n."""
+    root = Path(cfg.run.root)
+    if cfg.run.name:
+        return root / cfg.run.name
+    n = 1
+    while (root / f"dual-ipo-{n}").exists():
+        n += 1
+    return root / f"dual-ipo-{n}"
+
+
+def open_run(cfg: Config | None, resume: str | None) -> tuple[Config, RunDir]:
+    """The config and run directory: a new run (config saved), or a resumed one (its saved config).
+
+    Raises:
+        ResumeError: The resumed folder has no saved config.
+    """
+    if resume is not None:
+        saved = Path(resume) / CONFIG_FILE
+        if not saved.is_file():
+            raise ResumeError(f"{resume} is not a run directory of this job: {CONFIG_FILE} is missing")
+        return load_config(saved), RunDir(resume)
+    assert cfg is not None
+    run = RunDir(new_run_dir(cfg))
+    saved = run.path / CONFIG_FILE
+    if saved.exists():
+        raise ResumeError(f"{run.path} already holds a run; continue it with --resume {run.path}")
+    saved.write_text(dump_yaml(cfg))
+    return cfg, run
+
+
+def is_complete(cfg: Config, run: RunDir) -> bool:
+    """Whether every stage of every round is committed (then a resumed job starts nothing)."""
+    return run.is_done(0, EVALUATE) and all(
+        run.is_done(k, stage) for k in range(1, cfg.loop.rounds + 1) for stage in ROUND_STAGES
+    )
+
+
+def init_ray(num_cpus: int | None = None) -> None:
+    """Joins the cluster this job was submitted to (``RAY_ADDRESS``), or starts a local Ray."""
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(namespace=NAMESPACE, logging_level="WARNING")
+        return
+    # A local cluster: Ray 2.60's token auth refuses local clients without a token file.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
+
+
+def run_job(cfg: Config | None, resume: str | None = None, num_cpus: int | None = None) -> list[StageRecord]:
+    """Runs (or resumes) the whole job; returns every stage record of the run."""
+    cfg, run = open_run(cfg, resume)
+    log.info("run directory %s", run.path)
+    if is_complete(cfg, run):
+        log.info("every stage of %s is committed: nothing to do", run.path)
+        return run.records()
+    init_ray(num_cpus)
+    # The critic reads candidate videos by path: allow the run directory unless the user chose a root.
+    if cfg.serve.allowed_root is None:
+        cfg = cfg.model_copy(
+            update={"serve": cfg.serve.model_copy(update={"allowed_root": str(run.path.resolve())})}
+        )
+    url = cfg.loop.critic_url or start_critic_app(cfg)
+    token = os.environ.get(cfg.serve.auth_token_env) if cfg.serve.auth else None
+    tracker = Tracker(
+        resolve_tracking_uri(cfg.loop.tracking_uri, cfg.run.root),
+        cfg.loop.experiment,
+        run.path,
+        run.path.name,
+    )
+    tracker.log_params(to_flat_dict(cfg))
+    # Retries cover a replica restarting (its engine reloads in tens of seconds), then fail clearly.
+    with CriticClient(url, token=token, retries=10, max_backoff_s=10.0, max_in_flight=16) as critic:
+        critic.health()  # fails fast, after the client's retries, if the app does not answer
+        try:
+            run_rounds(cfg, run, critic, resolve_critic_path(cfg.critic.path), tracker)
+        except StageError as error:
+            tracker.finish(tracker.parent_id, "FAILED")
+            raise StageError(f"{error}\nfix the cause, then continue with: --resume {run.path}") from error
+        except BaseException:
+            tracker.finish(tracker.parent_id, "FAILED")
+            raise
+    tracker.finish(tracker.parent_id)
+    return run.records()

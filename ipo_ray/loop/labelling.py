@@ -1,0 +1,178 @@
+"""Critic labels for a round's candidates, asked over HTTP from the critic app.
+
+Pointwise mode asks ``/v1/score`` once per candidate (all three dimensions, n samples each);
+pairwise mode asks ``/v1/compare`` for every pair of a prompt's candidates (a round robin). Requests
+run concurrently from a thread pool; the client caps how many are in flight and retries with backoff.
+
+Two products: the labels table (one row per candidate or pair and dimension that has a majority
+verdict; judgements without a majority are counted, not guessed) and every judgement's vote counts,
+majority or not, from which `preferences` computes rewards.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ipo_ray.data import columns as col
+from ipo_ray.data import make_table
+from ipo_ray.loop.preferences import round_robin
+from ipo_ray.vocab import DIMENSIONS
+
+_VOTE_COLUMN = {
+    "Good": col.VOTES_GOOD,
+    "Normal": col.VOTES_NORMAL,
+    "Bad": col.VOTES_BAD,
+    "A": col.VOTES_A,
+    "B": col.VOTES_B,
+    "tie": col.VOTES_TIE,
+}
+
+Votes = dict[str, dict[str, int]]  # dimension → answer → count
+ScoreFn = Callable[[str, str], Mapping[str, Any]]  # (video path, prompt) → /v1/score response
+CompareFn = Callable[[str, str, str], Mapping[str, Any]]  # (path A, path B, prompt) → /v1/compare response
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A round's critic judgements.
+
+    Attributes:
+        labels: Labels table rows with a majority verdict.
+        point_votes: Candidate id → dimension → votes (pointwise mode).
+        pair_votes: (candidate A, candidate B, dimension → votes) per comparison (pairwise mode).
+        no_majority: Judgements (item × dimension) without a majority.
+        unparseable: Sampled answers the parser could not read.
+        samples: Sampled answers in all.
+    """
+
+    labels: pa.Table
+    point_votes: dict[str, Votes]
+    pair_votes: list[tuple[str, str, Votes]]
+    no_majority: int
+    unparseable: int
+    samples: int
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "labels": self.labels.num_rows,
+            "no_majority": self.no_majority,
+            "unparseable_share": self.unparseable / self.samples if self.samples else 0.0,
+            "mean_certainty": _mean(self.labels[col.CERTAINTY].to_pylist()),
+        }
+
+
+def label_pointwise(
+    score: ScoreFn, candidates: pa.Table, video_root: Path, version: str, max_workers: int = 16
+) -> Labelled:
+    """Scores every candidate (with a ``prompt`` column; video paths relative to `video_root`)."""
+    rows = candidates.select([col.CANDIDATE_ID, col.PROMPT, col.VIDEO_PATH]).to_pylist()
+    paths = [str((video_root / r[col.VIDEO_PATH]).resolve()) for r in rows]
+    with ThreadPoolExecutor(max_workers) as pool:
+        responses = list(pool.map(score, paths, [r[col.PROMPT] for r in rows]))
+    labels, votes, counts = [], {}, _Counts()
+    for row, path, response in zip(rows, paths, responses, strict=True):
+        cid = row[col.CANDIDATE_ID]
+        votes[cid] = {}
+        for dim in DIMENSIONS:
+            judgement = response["dimensions"][dim]
+            votes[cid][dim] = dict(judgement["votes"])
+            counts.add(judgement)
+            if judgement["verdict"] is not None:
+                labels.append(
+                    _label_row("pointwise", cid, path, None, None, row[col.PROMPT], dim, judgement, version)
+                )
+    return Labelled(
+        make_table(labels, "labels"), votes, [], counts.no_majority, counts.unparseable, counts.samples
+    )
+
+
+def label_pairwise(
+    compare: CompareFn, candidates: pa.Table, video_root: Path, version: str, max_workers: int = 16
+) -> Labelled:
+    """Compares every pair of each prompt's candidates (A = earlier candidate id)."""
+    by_prompt: dict[str, list[dict]] = {}
+    for r in candidates.select([col.CANDIDATE_ID, col.PROMPT_ID, col.PROMPT, col.VIDEO_PATH]).to_pylist():
+        by_prompt.setdefault(r[col.PROMPT_ID], []).append(r)
+    jobs = []
+    for prompt_id in sorted(by_prompt):
+        rows = {r[col.CANDIDATE_ID]: r for r in by_prompt[prompt_id]}
+        for a, b in round_robin(sorted(rows)):
+            jobs.append((rows[a], rows[b]))
+    path = lambda r: str((video_root / r[col.VIDEO_PATH]).resolve())  # noqa: E731
+    with ThreadPoolExecutor(max_workers) as pool:
+        responses = list(pool.map(lambda ab: compare(path(ab[0]), path(ab[1]), ab[0][col.PROMPT]), jobs))
+    labels, pair_votes, counts = [], [], _Counts()
+    for (a, b), response in zip(jobs, responses, strict=True):
+        votes: Votes = {}
+        for dim in DIMENSIONS:
+            judgement = response["dimensions"][dim]
+            votes[dim] = dict(judgement["votes"])
+            counts.add(judgement)
+            if judgement["verdict"] is not None:
+                labels.append(
+                    _label_row(
+                        "pairwise",
+                        a[col.CANDIDATE_ID],
+                        path(a),
+                        b[col.CANDIDATE_ID],
+                        path(b),
+                        a[col.PROMPT],
+                        dim,
+                        judgement,
+                        version,
+                    )
+                )
+        pair_votes.append((a[col.CANDIDATE_ID], b[col.CANDIDATE_ID], votes))
+    return Labelled(
+        make_table(labels, "labels"), {}, pair_votes, counts.no_majority, counts.unparseable, counts.samples
+    )
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.no_majority = self.unparseable = self.samples = 0
+
+    def add(self, judgement: Mapping[str, Any]) -> None:
+        self.no_majority += judgement["verdict"] is None
+        self.unparseable += judgement["unparseable"]
+        self.samples += judgement["samples"]
+
+
+def _label_row(
+    kind: str,
+    video_id: str,
+    video_path: str,
+    video_id_b: str | None,
+    video_path_b: str | None,
+    prompt: str,
+    dimension: str,
+    judgement: Mapping[str, Any],
+    version: str,
+) -> dict[str, Any]:
+    suffix = f"__{video_id_b}" if video_id_b else ""
+    row: dict[str, Any] = dict.fromkeys(_VOTE_COLUMN.values(), 0)
+    for answer, count in judgement["votes"].items():
+        row[_VOTE_COLUMN[answer]] = count
+    return row | {
+        col.LABEL_ID: f"{video_id}{suffix}__{dimension}",
+        col.KIND: kind,
+        col.VIDEO_ID: video_id,
+        col.VIDEO_PATH: video_path,
+        col.VIDEO_ID_B: video_id_b,
+        col.VIDEO_PATH_B: video_path_b,
+        col.PROMPT: prompt,
+        col.DIMENSION: dimension,
+        col.VERDICT: judgement["verdict"],
+        col.REASON: judgement["reason"],
+        col.CERTAINTY: float(judgement["certainty"]),
+        col.CRITIC_VERSION: version,
+        col.SOURCE: "critic",
+    }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

@@ -1,0 +1,115 @@
+"""SRPO critic refresh (Dual-IPO): the critic fine-tuned on its own confident labels, checked, put live.
+
+Per round: the round's voted labels whose certainty reaches ``critic.certainty_threshold`` become
+pseudo-labels (the preference-certainty filter); the current critic is fine-tuned on them with Ray
+Train (`ipo_ray.critic.train_loop.fit_with_ray`); both critics are scored on a held-out seed set
+(built once per run, from a seed the critic never trained on); the new one is kept unless its
+held-out accuracy drops by more than ``loop.srpo.keep_tolerance``, and is then registered in the
+running critic app, which loads it beside the old one while requests keep being answered.
+
+Trigger (``loop.srpo.trigger``): every round; only when held-out disagreement exceeds the threshold;
+or never (the frozen-critic arm of the ablation).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdicts
+from ipo_ray.critic.model import load_critic
+from ipo_ray.critic.serve.versions import register_version
+from ipo_ray.critic.sft import FrameCache, examples_from_labels
+from ipo_ray.critic.train_loop import TrainPlan, fit_with_ray
+from ipo_ray.data import columns as col
+from ipo_ray.data import read_table, write_table
+from ipo_ray.loop.stages import LABEL, REFRESH, RoundContext, StageResult
+from ipo_ray.world.build import render_settings, seed_set
+
+HELDOUT = "heldout"
+
+
+def heldout_set(ctx: RoundContext) -> Path:
+    """The run's held-out seed set (round 0), built on first use; its folder."""
+    folder = ctx.run.stage_dir(0, HELDOUT)
+    if not (folder / "labels.parquet").exists() or not (folder / "prompts.parquet").exists():
+        srpo = ctx.cfg.loop.srpo
+        seed_set(
+            ctx.cfg,
+            folder,
+            num_clips=srpo.heldout_clips,
+            num_pairs=srpo.heldout_pairs,
+            seed=srpo.heldout_seed,
+        )
+    return folder
+
+
+def evaluate_critic(ctx: RoundContext, critic_dir: Path, heldout: Path) -> dict[str, float]:
+    """Held-out accuracy of a critic folder against the seed labels and the oracle (first-token verdicts)."""
+    kinds = ("pointwise",) if ctx.cfg.loop.label_mode == "pointwise" else ("pointwise", "pairwise")
+    labels = read_table(heldout / "labels.parquet", "labels")
+    labels = labels.filter(pc.is_in(labels[col.KIND], value_set=pa.array(kinds)))
+    examples = examples_from_labels(labels)
+    model, processor = load_critic(critic_dir)
+    predicted = first_token_verdicts(model, processor, examples, FrameCache(ctx.cfg.video.num_frames))
+    prompts = read_table(heldout / "prompts.parquet", "prompts")
+    truth = oracle_verdicts(examples, prompts, render_settings(ctx.cfg.world.render))
+    out = {f"labels/{k}": v for k, v in accuracy(examples, predicted, [e.verdict for e in examples]).items()}
+    return out | {f"oracle/{k}": v for k, v in accuracy(examples, predicted, truth).items()}
+
+
+def _headline(metrics: dict[str, float]) -> float:
+    return metrics.get("oracle/pointwise/mean", metrics.get("labels/pointwise/mean", 0.0))
+
+
+def refresh_stage(ctx: RoundContext) -> StageResult:
+    """The SRPO refresh of round k (see the module docstring)."""
+    srpo = ctx.cfg.loop.srpo
+    if srpo.trigger == "never":
+        return StageResult({"refreshed": 0, "critic_version": ctx.critic_version})
+    heldout = heldout_set(ctx)
+    before = evaluate_critic(ctx, ctx.critic_path, heldout)
+    metrics: dict[str, Any] = {f"before/{k}": v for k, v in before.items()} | {
+        "critic_version": ctx.critic_version
+    }
+    if srpo.trigger == "on_disagreement" and 1.0 - _headline(before) <= srpo.disagreement_threshold:
+        return StageResult(metrics | {"refreshed": 0})
+
+    out = ctx.dir(REFRESH)
+    labels = read_table(ctx.dir(LABEL) / "labels.parquet", "labels")
+    pseudo = labels.filter(pc.greater_equal(labels[col.CERTAINTY], ctx.cfg.critic.certainty_threshold))
+    metrics |= {"pseudo_labels": pseudo.num_rows, "labels": labels.num_rows}
+    if pseudo.num_rows < srpo.batch_size:
+        return StageResult(metrics | {"refreshed": 0})
+    write_table(pseudo, out / "pseudo_labels.parquet", "labels")
+    version = f"critic-r{ctx.round}"
+    plan = TrainPlan(
+        init_dir=str(ctx.critic_path),
+        labels_path=str(out / "pseudo_labels.parquet"),
+        out_dir=str(out / "critic"),
+        version=version,
+        num_frames=ctx.cfg.video.num_frames,
+        with_reasons=ctx.cfg.critic.train.with_reasons,
+        lr=srpo.lr,
+        batch_size=srpo.batch_size,
+        steps=srpo.steps,
+        warmup_steps=min(10, srpo.steps // 5),
+        lora=srpo.lora,
+        lora_rank=ctx.cfg.critic.train.lora_rank,
+        lora_alpha=ctx.cfg.critic.train.lora_alpha,
+        held_out=0.0,
+        eval_every=srpo.steps,  # one checkpoint, at the end
+        seed=ctx.cfg.seed + ctx.round,
+    )
+    # A killed worker restarts the (short) refresh from the current critic.
+    storage = str((out / "ray").resolve())
+    fit_with_ray(plan, srpo.workers, srpo.cpus_per_worker, storage, name=version, max_failures=2)
+    after = evaluate_critic(ctx, out / "critic", heldout)
+    metrics |= {f"after/{k}": v for k, v in after.items()}
+    if _headline(after) < _headline(before) - srpo.keep_tolerance:
+        return StageResult(metrics | {"refreshed": 0, "rejected": 1})
+    register_version(version, out / "critic", ctx.cfg.serve.app_name)
+    return StageResult(
+        metrics | {"refreshed": 1, "critic_version": version}, {"critic": ctx.run.relative(out / "critic")}
+    )

@@ -1,0 +1,149 @@
+"""Rounds 0..R: the stages in order, versions handed from round to round, tracking after each round.
+
+Round 0 evaluates the base generator. Round k runs prompts → generate → label → preferences →
+(align ‖ refresh) → evaluate (`stages`, `driver`), then logs the round to MLflow: every stage's
+metrics, the artifacts of `artifacts`, and the new generator and critic as registered versions.
+"""
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from ipo_ray.config import Config
+from ipo_ray.critic.serve.versions import register_version
+from ipo_ray.data import columns as col
+from ipo_ray.data import read_table
+from ipo_ray.loop import artifacts
+from ipo_ray.loop.driver import next_versions, run_parallel, run_stage
+from ipo_ray.loop.refresh import refresh_stage
+from ipo_ray.loop.report import round_table
+from ipo_ray.loop.run_dir import RunDir, StageRecord
+from ipo_ray.loop.stages import (
+    ALIGN,
+    EVALUATE,
+    GENERATE,
+    LABEL,
+    PREFERENCES,
+    PROMPTS,
+    REFRESH,
+    RoundContext,
+    align_stage,
+    base_generator_path,
+    evaluate_generator_stage,
+    generate_stage,
+    label_stage,
+    preferences_stage,
+    prompts_stage,
+    read_oracle,
+    round_candidates,
+)
+from ipo_ray.loop.tracking import Tracker
+from ipo_ray.world.benchmark import QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
+
+log = logging.getLogger(__name__)
+BASE_CRITIC = "default"  # the critic app's name for critic.path
+
+
+def run_rounds(cfg: Config, run: RunDir, critic: object, base_critic: Path, tracker: Tracker | None) -> None:
+    """Runs every round not yet committed in `run` (see the module docstring)."""
+    base = base_generator_path(cfg)
+    ctx = RoundContext(
+        cfg,
+        run,
+        0,
+        base,
+        base,
+        BASE_CRITIC,
+        base_critic,
+        critic,
+        base_path=base,
+        tracking_uri=tracker.tracking_uri if tracker else None,
+    )
+    ctx = replace(ctx, mlflow_run_id=tracker.round_run(0) if tracker else None)
+    base_eval = run_stage(ctx, EVALUATE, lambda c: evaluate_generator_stage(c, base))
+    if tracker:
+        tracker.log_metrics(ctx.mlflow_run_id, base_eval.metrics, step=0)
+    ctx = replace(ctx, round=1)
+    for k in range(1, cfg.loop.rounds + 1):
+        ctx = replace(ctx, round=k, mlflow_run_id=tracker.round_run(k) if tracker else None)
+        if ctx.critic_version != BASE_CRITIC:
+            # A resumed job's app starts with the base critic only; bring back the current version.
+            register_version(ctx.critic_version, ctx.critic_path, cfg.serve.app_name)
+        records = {
+            stage: run_stage(ctx, stage, fn)
+            for stage, fn in (
+                (PROMPTS, prompts_stage),
+                (GENERATE, generate_stage),
+                (LABEL, label_stage),
+                (PREFERENCES, preferences_stage),
+            )
+        }
+        records |= run_parallel(ctx, {ALIGN: align_stage, REFRESH: refresh_stage}, cfg.loop.overlap)
+        aligned = run.path / records[ALIGN].outputs["generator"]
+        records[EVALUATE] = run_stage(
+            ctx, EVALUATE, lambda c, path=aligned: evaluate_generator_stage(c, path)
+        )
+        if tracker:
+            log_round(tracker, ctx, records)
+        print(round_table(run.records()), flush=True)
+        ctx = next_versions(ctx, records)
+
+
+def log_round(tracker: Tracker, ctx: RoundContext, records: dict[str, StageRecord]) -> None:
+    """Metrics, artifacts and model versions of a finished round, into its MLflow run."""
+    run_id, k = ctx.mlflow_run_id, ctx.round
+    for stage, record in records.items():
+        numeric = {f"{stage}/{key}": v for key, v in record.metrics.items() if isinstance(v, (int, float))}
+        tracker.log_metrics(run_id, numeric | {f"seconds/{stage}": record.seconds}, step=k)
+        tracker.log_metrics(tracker.parent_id, numeric, step=k)
+    round_records = [r for r in ctx.run.records() if r.round == k]
+    tracker.log_metrics(run_id, {"overlap_ratio": artifacts.overlap_ratio(round_records)}, step=k)
+    folder = ctx.dir("artifacts")
+    candidates = round_candidates(ctx)
+    samples = read_table(ctx.dir(PREFERENCES) / "samples.parquet", "samples")
+    reward = dict(zip(samples[col.CANDIDATE_ID].to_pylist(), samples[col.REWARD].to_pylist(), strict=True))
+    files = [artifacts.timeline_chart(folder / "timeline.png", round_records)]
+    if ctx.cfg.loop.video_grid_prompts:
+        files.append(
+            artifacts.video_grid(
+                folder / "candidates.mp4",
+                candidates,
+                reward,
+                ctx.dir(GENERATE),
+                ctx.cfg.loop.video_grid_prompts,
+                4,
+            )
+        )
+    oracle = read_oracle(ctx)
+    if oracle is not None:
+        labels = read_table(ctx.dir(LABEL) / "labels.parquet", "labels")
+        files.append(
+            artifacts.confusion_chart(
+                folder / "critic_confusion.png", artifacts.confusion_matrices(labels, oracle)
+            )
+        )
+    history = [
+        (f"r{r.round}", {key.removeprefix("bench/"): v for key, v in r.metrics.items()})
+        for r in ctx.run.records()
+        if r.stage == EVALUATE
+    ]
+    files.append(artifacts.score_chart(folder / "benchmark.png", history, ("total", "quality", "semantic")))
+    files.append(
+        artifacts.score_chart(folder / "dimensions.png", history, QUALITY_DIMENSIONS + SEMANTIC_DIMENSIONS)
+    )
+    for path in files:
+        tracker.log_artifact(run_id, path, "round")
+    experiment = ctx.cfg.loop.experiment
+    tags = {"round": str(k), "run": ctx.run.path.name}
+    tracker.register(
+        run_id,
+        f"{experiment}-generator",
+        ctx.run.path / records[ALIGN].outputs["generator"],
+        "generator",
+        tags,
+    )
+    if "critic" in records[REFRESH].outputs:
+        tracker.register(
+            run_id, f"{experiment}-critic", ctx.run.path / records[REFRESH].outputs["critic"], "critic", tags
+        )
+    tracker.finish(run_id)

@@ -1,0 +1,273 @@
+"""The stages of a round, each a function of a `RoundContext` that writes into its own folder.
+
+A stage returns `StageResult` (metrics and named outputs); `driver.run_stage` commits it. Stages
+read what earlier stages committed through the run directory, never through memory, so any stage
+can be the first one a resumed job runs.
+
+Order in round k (Dual-IPO): prompts → generate → label → preferences → (align ‖ refresh) →
+evaluate. The base generator is evaluated once, as round 0's ``evaluate``.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+from ipo_ray.align.run import align_generator
+from ipo_ray.config import Config
+from ipo_ray.data import columns as col
+from ipo_ray.data import read_table, write_table
+from ipo_ray.data.atomic import write_bytes_atomic
+from ipo_ray.data.tables import read_parts
+from ipo_ray.generator.stage import generate_candidates
+from ipo_ray.generator.world_model import DEFAULT_CHECKPOINT
+from ipo_ray.loop.evaluation import benchmark_generator, critic_agreement, oracle_scores, pair_accuracy
+from ipo_ray.loop.labelling import label_pairwise, label_pointwise
+from ipo_ray.loop.preferences import best_worst_pairs, borda_rewards, candidate_reward, samples_table
+from ipo_ray.loop.prompts import file_prompts, world_prompts
+from ipo_ray.loop.run_dir import RunDir
+from ipo_ray.world.build import render_settings
+
+PROMPTS, GENERATE, LABEL, PREFERENCES, ALIGN, REFRESH, EVALUATE = (
+    "prompts",
+    "generate",
+    "label",
+    "preferences",
+    "align",
+    "refresh",
+    "evaluate",
+)
+ROUND_STAGES = (PROMPTS, GENERATE, LABEL, PREFERENCES, ALIGN, REFRESH, EVALUATE)
+# Stages redone from an empty folder when an attempt was interrupted. Generation keeps its committed
+# parts (it skips finished prompts) and alignment its export (a finished one is returned as is).
+START_CLEAN = frozenset({PROMPTS, LABEL, PREFERENCES, REFRESH, EVALUATE})
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """What a stage of round k needs to know.
+
+    Attributes:
+        cfg: The job's config.
+        run: The run directory.
+        round: k (0 for the base evaluation).
+        generator_path: Generator v(k): the model that samples this round's candidates.
+        reference_path: The alignment reference: v(k) (iterative, IPO Eq. 10) or the base.
+        critic_version: Name of the critic version that labels this round.
+        critic_path: Folder of that critic version.
+        critic: The critic app's client (``score`` / ``compare`` over HTTP).
+        base_path: The base generator (round 0), the reference under ``align.reference_mode: base``.
+        tracking_uri: MLflow tracking URI (None: no tracking).
+        mlflow_run_id: The round's MLflow run, parent of the stages' own runs.
+    """
+
+    cfg: Config
+    run: RunDir
+    round: int
+    generator_path: Path
+    reference_path: Path
+    critic_version: str
+    critic_path: Path
+    critic: Any
+    base_path: Path | None = None
+    tracking_uri: str | None = None
+    mlflow_run_id: str | None = None
+
+    def dir(self, stage: str) -> Path:
+        return self.run.stage_dir(self.round, stage)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """A stage's metrics and outputs (name → path inside the run)."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def base_generator_path(cfg: Config) -> Path:
+    """The generator before round 1: the configured folder, or the shipped small world model."""
+    return Path(cfg.generator.model_path) if cfg.generator.model_path else DEFAULT_CHECKPOINT
+
+
+def prompts_stage(ctx: RoundContext) -> StageResult:
+    """Fresh prompts for the round (`ipo_ray.loop.prompts`)."""
+    loop = ctx.cfg.loop
+    if loop.prompts_file:
+        table = file_prompts(loop.prompts_file, loop.prompts_per_round, ctx.cfg.seed, ctx.round)
+    else:
+        table = world_prompts(loop.prompts_per_round, ctx.cfg.seed, ctx.round)
+    path = ctx.dir(PROMPTS) / "prompts.parquet"
+    write_table(table, path, "prompts")
+    return StageResult({"prompts": table.num_rows}, {"prompts": ctx.run.relative(path)})
+
+
+def round_prompts(ctx: RoundContext) -> pa.Table:
+    return read_table(ctx.dir(PROMPTS) / "prompts.parquet", "prompts")
+
+
+def generate_stage(ctx: RoundContext) -> StageResult:
+    """K candidates per prompt from v(k) through the Ray Data actor pool; resumes committed parts."""
+    gen = ctx.cfg.generator
+    kwargs: dict[str, Any] = {
+        "model_path": str(ctx.generator_path),
+        "version": f"{gen.backend}-v{ctx.round}",
+        "num_inference_steps": gen.num_inference_steps,
+        "guidance_scale": gen.guidance_scale,
+        "device": gen.device,
+    }
+    if gen.backend != "world":  # the world model's geometry is fixed by its checkpoint
+        kwargs |= {
+            "height": gen.height,
+            "width": gen.width,
+            "num_frames": gen.num_frames,
+            "fps": gen.fps,
+            "dtype": getattr(torch, gen.dtype),
+        }
+    table = generate_candidates(
+        round_prompts(ctx),
+        ctx.dir(GENERATE),
+        backend=gen.backend,
+        generator_kwargs=kwargs,
+        num_candidates=gen.num_candidates,
+        round_index=ctx.round,
+        seed=ctx.cfg.seed,
+        num_actors=gen.num_actors,
+        cpus_per_actor=gen.cpus_per_actor,
+        gpus_per_actor=gen.gpus_per_actor,
+        prompts_per_batch=gen.prompts_per_batch,
+    )
+    return StageResult({"candidates": table.num_rows}, {"candidates": ctx.run.relative(ctx.dir(GENERATE))})
+
+
+def round_candidates(ctx: RoundContext) -> pa.Table:
+    """The round's candidates with their prompt text as a ``prompt`` column."""
+    candidates = read_parts(ctx.dir(GENERATE), "candidates")
+    prompts = round_prompts(ctx)
+    text = dict(zip(prompts[col.PROMPT_ID].to_pylist(), prompts[col.TEXT].to_pylist(), strict=True))
+    return candidates.append_column(
+        col.PROMPT, pa.array([text[p] for p in candidates[col.PROMPT_ID].to_pylist()])
+    )
+
+
+def evaluate_generator_stage(ctx: RoundContext, model_path: Path) -> StageResult:
+    """The world benchmark of a generator (oracle-scored; every round on the same prompts and seeds)."""
+    gen, bench = ctx.cfg.generator, ctx.cfg.world.benchmark
+    if gen.backend != "world":
+        raise NotImplementedError(
+            f"benchmark evaluation of the {gen.backend!r} backend needs VBench (see the README); "
+            "the world benchmark scores world generators only"
+        )
+    scores = benchmark_generator(model_path, gen.guidance_scale, gen.num_inference_steps, bench.num_prompts)
+    return StageResult({f"bench/{k}": v for k, v in scores.items()})
+
+
+def label_stage(ctx: RoundContext) -> StageResult:
+    """Critic judgements of every candidate over HTTP; labels table, all vote counts, oracle agreement."""
+    candidates = round_candidates(ctx)
+    out = ctx.dir(LABEL)
+    version = ctx.critic_version
+    if ctx.cfg.loop.label_mode == "pointwise":
+        labelled = label_pointwise(
+            lambda path, prompt: ctx.critic.score(prompt=prompt, video=path, version=version),
+            candidates,
+            ctx.dir(GENERATE),
+            version,
+        )
+    else:
+        labelled = label_pairwise(
+            lambda a, b, prompt: ctx.critic.compare(
+                prompt=prompt, video_a_path=a, video_b_path=b, version=version
+            ),
+            candidates,
+            ctx.dir(GENERATE),
+            version,
+        )
+    write_table(labelled.labels, out / "labels.parquet", "labels")
+    votes = {"point": labelled.point_votes, "pair": [list(v) for v in labelled.pair_votes]}
+    write_bytes_atomic(out / "votes.json", json.dumps(votes).encode())
+    metrics = labelled.metrics() | {"critic_version": version}
+    if ctx.cfg.generator.backend == "world":
+        oracle = oracle_scores(
+            candidates, round_prompts(ctx), ctx.dir(GENERATE), render_settings(ctx.cfg.world.render)
+        )
+        write_bytes_atomic(out / "oracle.json", json.dumps(oracle).encode())
+        metrics |= critic_agreement(labelled.labels, oracle)
+    return StageResult(metrics, {"labels": ctx.run.relative(out / "labels.parquet")})
+
+
+def read_oracle(ctx: RoundContext) -> dict[str, dict[str, tuple[str, float]]] | None:
+    path = ctx.dir(LABEL) / "oracle.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def preferences_stage(ctx: RoundContext) -> StageResult:
+    """Rewards from the votes → best-vs-worst pairs (DPO) and the per-candidate samples table."""
+    candidates = round_candidates(ctx)
+    votes = json.loads((ctx.dir(LABEL) / "votes.json").read_text())
+    if ctx.cfg.loop.label_mode == "pointwise":
+        rewards = {cid: candidate_reward(v) for cid, v in votes["point"].items()}
+        # LiFT Eq. 4's filter: the majority verdict is Good on every dimension.
+        passes = {cid: all(_majority(v[d]) == "Good" for d in v) for cid, v in votes["point"].items()}
+    else:
+        rewards = borda_rewards([tuple(v) for v in votes["pair"]])
+        passes = {}
+    prefix = f"../{GENERATE}/"
+    out = ctx.dir(PREFERENCES)
+    pairs, stats = best_worst_pairs(candidates, rewards, ctx.round, path_prefix=prefix)
+    samples = samples_table(candidates, rewards, passes, ctx.cfg.loop.kto_desirable_reward, prefix, ctx.round)
+    write_table(pairs, out / "pairs.parquet", "pairs")
+    write_table(samples, out / "samples.parquet", "samples")
+    metrics: dict[str, Any] = {
+        "pairs": stats.pairs,
+        "tied_prompts": stats.ties,
+        "mean_margin": stats.mean_margin,
+        "desirable": int(sum(samples[col.DESIRABLE].to_pylist())),
+        "passes": int(sum(samples[col.PASSES].to_pylist())),
+        "mean_reward": float(sum(rewards.values()) / len(rewards)) if rewards else float("nan"),
+    }
+    oracle = read_oracle(ctx)
+    if oracle is not None:
+        metrics["pair_accuracy"] = pair_accuracy(pairs, oracle)
+    return StageResult(
+        metrics,
+        {
+            "pairs": ctx.run.relative(out / "pairs.parquet"),
+            "samples": ctx.run.relative(out / "samples.parquet"),
+        },
+    )
+
+
+def _majority(votes: dict[str, int]) -> str | None:
+    """The answer with strictly the most votes, or None (no vote, or a shared top count)."""
+    top = max(votes.values())
+    leaders = [answer for answer, count in votes.items() if count == top]
+    return leaders[0] if top > 0 and len(leaders) == 1 else None
+
+
+def align_stage(ctx: RoundContext) -> StageResult:
+    """Generator v(k+1): Ray Train on the round's pairs (DPO) or samples (KTO, RWL, RS), exported."""
+    cfg = ctx.cfg
+    kind = "pairs" if cfg.align.objective == "dpo" else "samples"
+    out = ctx.dir(ALIGN)
+    manifest = align_generator(
+        cfg.align,
+        backend=cfg.generator.backend,
+        generator_dir=ctx.generator_path,
+        table_path=ctx.dir(PREFERENCES) / f"{kind}.parquet",
+        out_dir=out / "generator",
+        version=f"{cfg.generator.backend}-v{ctx.round + 1}",
+        parent_version=f"{cfg.generator.backend}-v{ctx.round}",
+        base_generator_dir=ctx.base_path,
+        data_root=ctx.dir(PREFERENCES),
+        text_embeds_dir=ctx.dir(GENERATE) / "prompt_embeds",
+        storage_path=out / "ray",
+        tracking_uri=ctx.tracking_uri,
+        mlflow_parent_run_id=ctx.mlflow_run_id,
+    )
+    metrics = {f"align/{k}": v for k, v in manifest["metrics"].items()}
+    metrics |= {"final_loss": manifest["metrics"].get("train/loss", float("nan")), "steps": manifest["steps"]}
+    return StageResult(metrics, {"generator": ctx.run.relative(out / "generator")})

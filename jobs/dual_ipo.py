@@ -1,0 +1,50 @@
+"""Dual-IPO: rounds of generate → critic labels → preference data → alignment ‖ critic refresh → evaluation.
+
+With no arguments: 3 rounds on the embedded world (the shipped small world generator and world
+critic), on the Ray cluster the job was submitted to or a local one, with the critic served by Ray
+Serve over HTTP and the run tracked in MLflow (``$MLFLOW_TRACKING_URI``, else sqlite under run.root).
+Prints a table per round; the run directory keeps every stage's output and manifest.
+
+    python jobs/dual_ipo.py [--config FILE] [KEY=VALUE ...]
+    python jobs/dual_ipo.py --resume runs/dual-ipo-1       # continue at the first unfinished stage
+    ray job submit --working-dir . -- python jobs/dual_ipo.py --config cluster/configs/wan-1.3b.yaml
+"""
+
+import argparse
+import logging
+import sys
+import time
+
+from ipo_ray.config import add_config_args, parse_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run with its saved config")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
+    add_config_args(parser)
+    # 1. The config is validated before anything starts; a resumed run keeps its own.
+    args, cfg = parse_config(parser)
+    if args.resume and (args.config or args.overrides):
+        parser.exit(
+            2, f"{parser.prog}: --resume continues a run with its saved config; drop --config/overrides\n"
+        )
+    # The heavy imports (Ray, vLLM, torch) come after the config is known to be valid.
+    from ipo_ray.loop.driver import StageError
+    from ipo_ray.loop.job import ResumeError, run_job
+    from ipo_ray.loop.report import round_table
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    started = time.perf_counter()
+    try:
+        # 2-4. Ray, the critic app, MLflow, then every round not yet committed.
+        records = run_job(None if args.resume else cfg, resume=args.resume, num_cpus=args.num_cpus)
+    except (StageError, ResumeError) as error:
+        print(f"{parser.prog}: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(round_table(records))
+    print(f"wall time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

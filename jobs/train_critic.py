@@ -91,6 +91,7 @@ def main() -> None:
         num_frames=cfg.video.num_frames,
         with_reasons=t.with_reasons,
         verdict_weight=t.verdict_weight,
+        describe_share=t.describe_share,
         lr=t.lr,
         weight_decay=t.weight_decay,
         batch_size=t.batch_size,
@@ -151,6 +152,8 @@ def _progress(metrics: dict[str, float]) -> str:
         "train/loss",
         "critic/oracle/pointwise/mean",
         "critic/oracle/pairwise/all",
+        "critic/answer_loss/right_video",
+        "critic/answer_loss/shuffled_video",
     )
     return " ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics) + " " + json.dumps(metrics)
 

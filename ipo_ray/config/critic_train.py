@@ -36,6 +36,16 @@ class CriticTrainConfig(Section):
         ge=0,
         description="Loss weight of the verdict token; 1 = IPO Eq. 1's token mean (see sft.answer_weights).",
     )
+    describe_share: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description=(
+            "Share of each batch spent on 'describe the video' (answer: its caption) over the training "
+            "videos; without it a critic trained from scratch ignores the video (see critic/sft.py). "
+            "The SRPO refresh, which starts from a trained critic, does not use it."
+        ),
+    )
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (1e-3 suits a tiny critic from scratch).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     batch_size: int = Field(32, ge=1, description="Examples per optimiser step, summed over workers.")

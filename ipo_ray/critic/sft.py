@@ -6,6 +6,15 @@ question (`templates`), then the assistant's answer ``"<Verdict>. <reason>"`` (`
 which `parse.parse_answer` reads back) closed by ``<|im_end|>`` so the model learns to stop. Only the
 answer tokens carry loss (IPO Eq. 1: −log p(answer | video, question)).
 
+The describe task (`describe_examples`): "describe the video" with the caption as the answer and
+no caption in the question. It is mixed into critic training from scratch (``describe_share``)
+because a critic that starts from random weights can answer its label questions from the caption
+alone: ~25 reason tokens follow from the caption and the verdict, and the verdict's prior is ~80%
+Good. Trained on labels only, the world critic settled on that prior and ignored the video (its
+answer loss was equal with the right, a shuffled or a black video). Describing the clip cannot be
+done without reading it, so the vision path learns; real critics start from VLMs pretrained on
+captions for the same reason.
+
 Positions: the collate builds M-RoPE position ids under vLLM's rule (`rope.mrope_position_ids`) and
 passes them explicitly, so training never depends on which rule a transformers version defaults to;
 they equal what `load_critic`'s patched model and vLLM compute (tests/critic/test_sft.py).
@@ -18,6 +27,7 @@ Tensors per example (L tokens, P patches of D = 3·temporal_patch·patch² value
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +36,13 @@ import torch.nn.functional as F
 from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
 from ipo_ray.critic.rope import mrope_position_ids
-from ipo_ray.critic.templates import Kind, format_answer, pairwise_question, pointwise_question
+from ipo_ray.critic.templates import (
+    DESCRIBE_QUESTION,
+    Kind,
+    format_answer,
+    pairwise_question,
+    pointwise_question,
+)
 from ipo_ray.critic.tokenizer import IM_END, render_prompt
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_frames
@@ -41,7 +57,8 @@ class SftExample:
 
     Attributes:
         label_id: The row's id.
-        kind: ``"pointwise"`` (one video) or ``"pairwise"`` (videos A and B).
+        kind: ``"pointwise"`` (one video), ``"pairwise"`` (videos A and B), or ``"describe"`` (one
+            video, answered by its caption: the describe task, training only).
         dimension: One of `ipo_ray.vocab.DIMENSIONS`.
         video_paths: One path (pointwise) or two (A, B).
         caption: The prompt the video(s) were generated from.
@@ -50,7 +67,7 @@ class SftExample:
     """
 
     label_id: str
-    kind: Kind
+    kind: Kind | Literal["describe"]
     dimension: str
     video_paths: tuple[str, ...]
     caption: str
@@ -64,11 +81,18 @@ class SftExample:
 
     def question(self) -> str:
         """The templated question text (no chain-of-thought: the critic answers directly)."""
+        if self.kind == "describe":
+            return DESCRIBE_QUESTION
         make = pointwise_question if self.kind == "pointwise" else pairwise_question
         return make(self.caption, self.dimension)  # type: ignore[arg-type]
 
     def answer(self, with_reasons: bool = True) -> str:
-        """The target text; verdict only when `with_reasons` is False (LiFT Table 2's ablation)."""
+        """The target text; verdict only when `with_reasons` is False (LiFT Table 2's ablation).
+
+        A describe example's answer is its caption, whatever `with_reasons`.
+        """
+        if self.kind == "describe":
+            return self.caption
         return format_answer(self.kind, self.verdict, self.reason if with_reasons else "")
 
 
@@ -109,6 +133,35 @@ def examples_from_labels(table: pa.Table, dimensions: Sequence[str] = DIMENSIONS
     if not examples:
         raise ValueError(f"no label rows for dimensions {list(dimensions)}")
     return examples
+
+
+def describe_examples(examples: Sequence[SftExample]) -> list[SftExample]:
+    """One describe example per distinct video of `examples` (see the module docstring).
+
+    The answer is the prompt the video was made from. Where a clip is defective (a wrong colour,
+    a missing motion) that caption is partly wrong; the labels' verdicts are what teach the
+    critic to spot those clips, so the noise is accepted.
+
+    Args:
+        examples: Training examples (pass the training split only: held-out videos stay unseen).
+
+    Returns:
+        Examples of kind ``"describe"``, in order of first appearance, ids ``describe:<path>``.
+    """
+    out: dict[str, SftExample] = {}
+    for e in examples:
+        for path in e.video_paths:
+            if path not in out:
+                out[path] = SftExample(
+                    label_id=f"describe:{path}",
+                    kind="describe",
+                    dimension="",
+                    video_paths=(path,),
+                    caption=e.caption,
+                    verdict="",
+                    reason="",
+                )
+    return list(out.values())
 
 
 def split_held_out(

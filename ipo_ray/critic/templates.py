@@ -46,6 +46,10 @@ PAIRWISE_QUESTIONS: Final[dict[Dimension, str]] = {
     "faithfulness": "Which video has higher fidelity: sharper, more stable, with undeformed objects?",
 }
 
+# The describe task (critic training only, `sft.describe_examples`): the caption is not given, so
+# the answer can come from the video alone.
+DESCRIBE_QUESTION: Final = "Describe the video in one sentence: objects, colours, action and scene."
+
 _POINTWISE_FORMAT = "Answer Good, Normal or Bad, then a short reason."
 _PAIRWISE_FORMAT = "Answer A, B or Tie, then a short reason."
 _COT_FORMAT = f"Think step by step first, then write '{ANSWER_MARKER}' on a new line followed by the answer."

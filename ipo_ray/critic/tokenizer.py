@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerFast
 
 from ipo_ray.critic.templates import (
     ANSWER_MARKER,
+    DESCRIBE_QUESTION,
     PAIRWISE_QUESTIONS,
     POINTWISE_QUESTIONS,
     PREFERENCE_WORDS,
@@ -60,7 +61,7 @@ def template_corpus() -> list[str]:
 
     Training the BPE on these (plus captions and reasons) makes them a few tokens each.
     """
-    texts = [ANSWER_MARKER, "user", "assistant", "Video A:", "Video B:"]
+    texts = [ANSWER_MARKER, DESCRIBE_QUESTION, "user", "assistant", "Video A:", "Video B:"]
     for dimension in DIMENSIONS:
         texts += [POINTWISE_QUESTIONS[dimension], PAIRWISE_QUESTIONS[dimension]]
         for cot in (False, True):

@@ -20,7 +20,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from ipo_ray.critic.sft import (
     answer_loss,
     answer_weights,
     collate,
+    describe_examples,
     encode,
     examples_from_labels,
     split_held_out,
@@ -61,6 +62,8 @@ class TrainPlan:
         num_frames: Frames sampled per video (as the serving side samples them).
         with_reasons: Train "Verdict. reason" answers; False = verdict only.
         verdict_weight: Loss weight of the verdict token (1 = IPO Eq. 1's token mean; `sft.answer_weights`).
+        describe_share: Share of each batch given to the describe task (`sft.describe_examples` over
+            the training videos); 0 = labels only. Critics trained from scratch need it.
         lr, weight_decay: AdamW.
         batch_size: Global examples per step (split over workers).
         steps: Step cap.
@@ -83,6 +86,7 @@ class TrainPlan:
     num_frames: int = 16
     with_reasons: bool = True
     verdict_weight: float = 1.0
+    describe_share: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -133,8 +137,15 @@ def train_critic(
         )
     examples = examples_from_labels(read_table(plan.labels_path, TableKind.LABELS))
     train, held = split_held_out(examples, plan.held_out, plan.seed)
-    if len(train) < plan.batch_size:
-        raise ValueError(f"{len(train)} training rows for batch_size {plan.batch_size}: too few labels")
+    num_describe = round(plan.batch_size * plan.describe_share)
+    num_labels = plan.batch_size - num_describe
+    if not 0 <= plan.describe_share < 1 or num_labels < 1:
+        raise ValueError(f"describe_share {plan.describe_share} leaves no label rows in a batch")
+    if len(train) < num_labels:
+        raise ValueError(f"{len(train)} training rows for {num_labels} label rows a batch: too few labels")
+    # Describe examples are indexed after the label rows: index i ≥ len(train) is pool[i].
+    pool = train + (describe_examples(train) if num_describe else [])
+    describe_order = _describe_order(len(pool) - len(train), num_describe, plan.seed)
     model, processor = load_critic(plan.init_dir)
     core = model  # the Qwen2-VL whose modules LoRA (if any) wraps in place
     if plan.lora:
@@ -149,7 +160,7 @@ def train_critic(
     def batch_of(indices: np.ndarray) -> dict[str, torch.Tensor]:
         for i in indices:
             if i not in cache:
-                e = train[i]
+                e = pool[i]
                 cache[i] = encode(processor, e, [frames(p) for p in e.video_paths], True, plan.with_reasons)
         return collate([cache[i] for i in indices], pad, merge)
 
@@ -179,10 +190,11 @@ def train_critic(
 
     while True:
         order = np.random.default_rng([plan.seed, epoch]).permutation(len(train))
-        for first in range(0, len(order) - plan.batch_size + 1, plan.batch_size):
+        for first in range(0, len(order) - num_labels + 1, num_labels):
             elapsed = time.perf_counter() - start
             progress = max(step / plan.steps, elapsed / (60 * plan.minutes) if plan.minutes else 0.0)
-            mine = order[first : first + plan.batch_size][rank * per_worker : (rank + 1) * per_worker]
+            chosen = np.concatenate([order[first : first + num_labels], len(train) + next(describe_order)])
+            mine = chosen[rank * per_worker : (rank + 1) * per_worker]
             batch = batch_of(mine)
             count = float(answer_weights(batch["labels"], plan.verdict_weight).sum())
             # One all-reduce carries the global token count, rank 0's stop decision and its progress.
@@ -208,6 +220,24 @@ def train_critic(
         epoch += 1
 
 
+def _describe_order(pool_size: int, per_step: int, seed: int) -> Iterator[np.ndarray]:
+    """Endless batches of `per_step` describe indices in [0, pool_size), reshuffled every pass.
+
+    Every worker draws the same sequence (same seed), so the global batch is the same on all ranks.
+    """
+    if per_step == 0:
+        while True:
+            yield np.zeros(0, dtype=np.int64)
+    if pool_size < per_step:
+        raise ValueError(f"{pool_size} training videos for {per_step} describe rows a batch")
+    passes = 0
+    while True:
+        order = np.random.default_rng([seed, 1, passes]).permutation(pool_size)
+        for first in range(0, pool_size - per_step + 1, per_step):
+            yield order[first : first + per_step]
+        passes += 1
+
+
 def _all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
     """Sums gradients over workers in one flat buffer (each worker divided by the global count)."""
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -229,6 +259,44 @@ def _with_lora(model: torch.nn.Module, plan: TrainPlan) -> torch.nn.Module:
     return get_peft_model(model, config)
 
 
+VIDEO_CHECK_ROWS = 64  # held-out rows of the video-reliance check at each evaluation
+
+
+@torch.inference_mode()
+def video_reliance(
+    model: torch.nn.Module,
+    processor: Any,
+    examples: list[SftExample],
+    frames: FrameCache,
+    with_reasons: bool = True,
+) -> tuple[float, float]:
+    """Answer loss per token on `examples` with their own videos, and with each row's videos
+    taken from the next row (a shuffle that changes every video).
+
+    A critic that reads the video has a clearly higher loss on shuffled videos; equal losses mean
+    it answers from the text alone (the failure `sft.describe_examples` exists to prevent).
+
+    Returns:
+        (right, shuffled); NaN, NaN for fewer than two examples.
+    """
+    if len(examples) < 2:
+        return float("nan"), float("nan")
+    pad, merge = processor.tokenizer.pad_token_id, model.config.vision_config.spatial_merge_size
+    result = []
+    for shift in (0, 1):
+        total, weight = 0.0, 0.0
+        for first in range(0, len(examples), 32):
+            batch = []
+            for i in range(first, min(first + 32, len(examples))):
+                e, donor = examples[i], examples[(i + shift) % len(examples)]
+                paths = [donor.video_paths[k % len(donor.video_paths)] for k in range(len(e.video_paths))]
+                batch.append(encode(processor, e, [frames(p) for p in paths], True, with_reasons))
+            loss, w = answer_loss(model, collate(batch, pad, merge))
+            total, weight = total + loss.item(), weight + w
+        result.append(total / weight)
+    return result[0], result[1]
+
+
 class _Evaluator:
     """Held-out rows (at most `eval_max`, a fixed sample) with their oracle verdicts, computed once."""
 
@@ -237,6 +305,7 @@ class _Evaluator:
         keep = sorted(rng.permutation(len(held))[: plan.eval_max]) if held else []
         self.examples = [held[i] for i in keep]
         self.frames = frames
+        self.with_reasons = plan.with_reasons
         self.oracle = None
         if plan.prompts_path and self.examples:
             prompts = read_table(plan.prompts_path, TableKind.PROMPTS)
@@ -246,7 +315,13 @@ class _Evaluator:
         if not self.examples:
             return {}
         predicted = first_token_verdicts(model, processor, self.examples, self.frames)
+        checked = self.examples[:VIDEO_CHECK_ROWS]
+        right, shuffled = video_reliance(model, processor, checked, self.frames, self.with_reasons)
         out = {
+            "critic/answer_loss/right_video": right,
+            "critic/answer_loss/shuffled_video": shuffled,
+        }
+        out |= {
             f"critic/labels/{k}": v
             for k, v in accuracy(self.examples, predicted, [e.verdict for e in self.examples]).items()
         }

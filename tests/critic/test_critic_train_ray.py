@@ -54,6 +54,7 @@ def plan(tmp_path_factory: pytest.TempPathFactory) -> TrainPlan:
         eval_every=3,
         held_out=0.2,
         lr=3e-3,
+        describe_share=0.25,  # a mixed global batch: the describe rows land on the last worker
     )
 
 

@@ -15,11 +15,12 @@ from ipo_ray.critic.sft import (
     answer_loss,
     answer_weights,
     collate,
+    describe_examples,
     encode,
     examples_from_labels,
     split_held_out,
 )
-from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic
+from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic, video_reliance
 from ipo_ray.data import TableKind, empty_table, read_table
 from ipo_ray.world.annotators import make_annotators
 from ipo_ray.world.render import RenderSettings
@@ -155,6 +156,48 @@ def test_verdict_weight_falls_on_the_verdict_token(examples: list[SftExample], i
         assert weighted[row, boosted] == 5.0
         verdict = processor.tokenizer.decode(batch["labels"][row, boosted + 1])
         assert verdict.startswith(example.answer().split(".")[0])
+
+
+def test_describe_examples_ask_for_the_caption_without_giving_it(
+    examples: list[SftExample], init_dir: Path
+) -> None:
+    described = describe_examples(examples)
+    videos = {p for e in examples for p in e.video_paths}
+    assert sorted(d.video_paths[0] for d in described) == sorted(videos)  # each video once
+    _, processor = load_critic(init_dir)
+    frames = FrameCache(NUM_FRAMES)
+    for d in described[:3]:
+        assert d.kind == "describe" and d.caption not in d.question()
+        enc = encode(processor, d, [frames(d.video_paths[0])])
+        answer = processor.tokenizer.decode(enc.labels[enc.labels != IGNORE])
+        assert answer == d.caption + "<|im_end|>"
+
+
+def test_describe_share_mixes_the_describe_task_into_each_batch(
+    seed_dir: Path, init_dir: Path, tmp_path: Path
+) -> None:
+    plan = _plan(seed_dir, init_dir, tmp_path / "mixed", describe_share=0.25, steps=6, eval_every=3)
+    train_critic(plan)
+    history = read_manifest(plan.out_dir)["history"]
+    assert history[-1]["train/loss"] < history[0]["train/loss"]
+    assert read_manifest(plan.out_dir)["training"]["describe_share"] == 0.25
+    last = history[-1]
+    assert last["critic/answer_loss/shuffled_video"] > 0 < last["critic/answer_loss/right_video"]
+    with pytest.raises(ValueError, match="leaves no label rows"):
+        train_critic(_plan(seed_dir, init_dir, tmp_path / "none", describe_share=0.99))
+
+
+def test_video_reliance_compares_right_and_shuffled_videos(
+    examples: list[SftExample], init_dir: Path
+) -> None:
+    model, processor = load_critic(init_dir)
+    frames = FrameCache(NUM_FRAMES)
+    pointwise = [e for e in examples if e.kind == "pointwise"][:6]
+    right, shuffled = video_reliance(model, processor, pointwise, frames)
+    assert right != shuffled  # every row got another clip
+    one_clip = [SftExample(**{**e.__dict__, "video_paths": pointwise[0].video_paths}) for e in pointwise]
+    same, also_same = video_reliance(model, processor, one_clip, frames)
+    assert same == also_same  # shuffling identical videos changes nothing
 
 
 def test_a_few_steps_reduce_the_loss_and_write_a_checkpoint(

@@ -7,6 +7,7 @@ with a handful of channels, 2-layer T5/UMT5 encoders. Weights are random, so out
 point is that every real code path (save_pretrained → from_pretrained → sample) runs in seconds.
 """
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -32,16 +33,23 @@ _CORPUS = [
 ]
 
 
-def tiny_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer with T5's special tokens (pad id 0, eos, unk), trained offline."""
+def tiny_tokenizer(vocab_size: int = 400, corpus: Iterable[str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with T5's special tokens (pad id 0, eos, unk), trained offline.
+
+    Args:
+        vocab_size: Vocabulary including the 256 byte symbols and 3 special tokens.
+        corpus: Texts to learn merges from; None = three fixed sentences (enough for tests). Any text
+            still tokenises, byte by byte where no merge applies.
+    """
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=["<pad>", "</s>", "<unk>"],  # <pad> first: T5 uses pad id 0
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
-    tokenizer.train_from_iterator(_CORPUS, trainer)
+    tokenizer.train_from_iterator(_CORPUS if corpus is None else corpus, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
     )

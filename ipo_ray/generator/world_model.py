@@ -10,7 +10,7 @@ Design (facts behind it: ``shared/notes/cpu-stack.md``, "A second generator tria
   ≥ 8 heads × 32. With temporal patch 1 the trials never learned direction of motion; this one did
   within minutes. A 128-wide model could not carry the 192 values of a patch.
 - **A 2-layer `T5EncoderModel`** built from a config, trained jointly with the transformer, on an
-  offline byte-level BPE tokenizer: `tiny.tiny_tokenizer`'s recipe, trained on world prompts
+  offline byte-level BPE tokenizer: `tiny.tiny_tokenizer` given a corpus of world prompts
   (`world_tokenizer`). On `tiny_tokenizer`'s own 3-sentence corpus a world prompt takes ~42 tokens
   (up to ~100) and the text side made a training step 3× slower; on world prompts every word is one
   token (≤ 32 per prompt). Prompts are padded
@@ -44,10 +44,10 @@ from typing import Any
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
 from ipo_ray.generator.loading import read_json
+from ipo_ray.generator.tiny import tiny_tokenizer
 from ipo_ray.generator.types import (
     GeneratorError,
 )
@@ -161,24 +161,8 @@ class WorldModel(torch.nn.Module):
 
 
 def world_tokenizer(vocab_size: int = 1000) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with T5's special tokens (pad id 0), trained offline on world prompts.
-
-    The recipe of `ipo_ray.generator.tiny.tiny_tokenizer` (a small duplicate: that builder's corpus
-    is fixed to three sentences); any text still tokenises, byte by byte where no merge applies.
-    """
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<pad>", "</s>", "<unk>"],  # <pad> first: T5 uses pad id 0
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    corpus = [text for text, _ in sample_prompts(TOKENIZER_CORPUS_SIZE, seed=12345)]
-    tokenizer.train_from_iterator(corpus, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
+    """`tiny.tiny_tokenizer` trained on a fixed sample of world prompts (pad id 0, as T5's)."""
+    return tiny_tokenizer(vocab_size, [text for text, _ in sample_prompts(TOKENIZER_CORPUS_SIZE, seed=12345)])
 
 
 def build_world_model(size: str, settings: RenderSettings, seed: int = 0) -> WorldModel:

@@ -21,6 +21,7 @@ from ipo_ray.generator.world_model import (
     count_parameters,
     load_world_model,
     save_world_model,
+    world_tokenizer,
 )
 from ipo_ray.generator.world_train import (
     EMA,
@@ -218,3 +219,17 @@ def test_shipped_checkpoint_loads_and_samples(size: str, tmp_path: Path) -> None
 def test_default_checkpoint_is_the_shipped_small_model() -> None:
     assert DEFAULT_CHECKPOINT == ASSETS_DIR / "small"
     assert WorldGenerator(num_inference_steps=1).meta["size"] == "small"
+
+
+def test_world_tokenizer_rebuilds_the_shipped_one_from_world_prompts() -> None:
+    from transformers import AutoTokenizer
+
+    from ipo_ray.generator.tiny import tiny_tokenizer
+
+    shipped = AutoTokenizer.from_pretrained(DEFAULT_CHECKPOINT / "tokenizer")
+    rebuilt = world_tokenizer()
+    prompt = "Over a softly striped dark gray background, a little green triangle moves slowly up."
+    assert rebuilt.get_vocab() == shipped.get_vocab()
+    assert rebuilt.encode(prompt) == shipped.encode(prompt)
+    # The 3-sentence default corpus splits the same prompt into many more pieces.
+    assert len(tiny_tokenizer(len(rebuilt)).encode(prompt)) > 2 * len(rebuilt.encode(prompt))

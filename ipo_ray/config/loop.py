@@ -76,5 +76,12 @@ class LoopConfig(Section):
         None,
         description="MLflow tracking URI; null = $MLFLOW_TRACKING_URI, else sqlite under the run root.",
     )
+    data_progress: bool = Field(
+        False,
+        description=(
+            "Show Ray Data's progress bars and start-of-execution lines; off = the stage log "
+            "and MLflow carry progress (Ray Data's own logs stay in the Ray session's logs/ray-data)."
+        ),
+    )
     experiment: str = Field("ipo-ray", min_length=1, description="MLflow experiment name.")
     video_grid_prompts: int = Field(4, ge=0, description="Prompts shown in each round's video grid artifact.")

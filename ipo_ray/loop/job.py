@@ -78,6 +78,20 @@ def init_ray(num_cpus: int | None = None) -> None:
     ray.init(num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
 
 
+def quiet_ray_data(quiet: bool) -> None:
+    """Turns Ray Data's progress bars and "Starting execution" lines off (or on) in this driver.
+
+    Generation runs one dataset per round; its bars would bury the job's own stage log. One line
+    per dataset ("execution finished in N seconds") remains, and Ray Data's full logs stay in the
+    Ray session's logs/ray-data.
+    """
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = not quiet
+    context.print_on_execution_start = not quiet
+
+
 def run_job(cfg: Config | None, resume: str | None = None, num_cpus: int | None = None) -> list[StageRecord]:
     """Runs (or resumes) the whole job; returns every stage record of the run."""
     cfg, run = open_run(cfg, resume)
@@ -86,6 +100,7 @@ def run_job(cfg: Config | None, resume: str | None = None, num_cpus: int | None 
         log.info("every stage of %s is committed: nothing to do", run.path)
         return run.records()
     init_ray(num_cpus)
+    quiet_ray_data(not cfg.loop.data_progress)
     # The critic reads candidate videos by path: allow the run directory unless the user chose a root.
     if cfg.serve.allowed_root is None:
         cfg = cfg.model_copy(

@@ -102,9 +102,10 @@ def test_smallest_config_runs_end_to_end_and_a_rerun_does_nothing(tmp_path: Path
     assert 0.0 <= label_stage["metrics"]["agreement/mean"] <= 1.0
     assert (run_dir / "round-1" / "align" / "generator" / "alignment_manifest.json").is_file()
 
-    # The printed table has the base row and round 1.
+    # The printed table has the base row and round 1; Ray Data's per-dataset lines stay out of it.
     table = [line.split() for line in done.stdout.splitlines() if line.strip()]
     assert any(row[:1] == ["1"] for row in table) and any(row[:1] == ["0"] for row in table)
+    assert "Starting execution of Dataset" not in done.stdout + done.stderr
 
     # MLflow: a parent run with the config as params, a child run per round, model versions.
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")

@@ -52,6 +52,14 @@ class ServeConfig(Section):
     cpus_per_replica: float = Field(
         0.5, gt=0, description="Ray CPUs reserved per replica; fractional so the critic shares small nodes."
     )
+    gpus_per_replica: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Ray GPUs reserved per replica; 1 on GPU clusters: Ray hides GPUs from an actor that "
+            "reserves none, and vLLM then finds no device."
+        ),
+    )
     max_ongoing_requests: int = Field(
         64, ge=1, description="Requests in flight per replica; vLLM batches them, so keep it ≥ clients."
     )

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from ipo_ray.config import load_config
+from ipo_ray.critic.serve.app import replica_resources
 
 CLUSTER = Path(__file__).resolve().parents[2] / "cluster"
 
@@ -16,6 +17,12 @@ def test_gpu_job_configs_validate(name: str) -> None:
     assert cfg.generator.num_candidates == 8 and cfg.align.batch_size == 128 and cfg.align.lr == 2e-5
     assert cfg.loop.rounds == 3
     assert cfg.serve.auth, "cluster configs keep the critic's bearer token on"
+    # vLLM on GPU needs the replica to reserve one, or Ray hides every GPU from it.
+    assert replica_resources(cfg.serve) == {"num_cpus": 4.0, "num_gpus": 1.0}
+
+
+def test_cpu_replicas_reserve_no_gpu() -> None:
+    assert replica_resources(load_config(None).serve) == {"num_cpus": 0.5}
 
 
 def test_manifests_keep_ray_token_auth_on() -> None:

@@ -34,6 +34,7 @@ from ray.serve import Application
 from starlette.datastructures import UploadFile
 
 from ipo_ray.config import Config, load_config
+from ipo_ray.config.serve import ServeConfig
 from ipo_ray.critic.judge import CriticRequest
 from ipo_ray.critic.parse import parse_answer
 from ipo_ray.critic.serve.bodies import check_token, read_body
@@ -257,8 +258,16 @@ def build_app(cfg: Config) -> Application:
     return CriticServer.options(
         num_replicas=served.replicas,
         max_ongoing_requests=served.max_ongoing_requests,
-        ray_actor_options={"num_cpus": served.cpus_per_replica},
+        ray_actor_options=replica_resources(served),
     ).bind(server_settings(cfg))
+
+
+def replica_resources(served: ServeConfig) -> dict[str, float]:
+    """Ray resources of one replica: its CPUs, and its GPUs when it has any."""
+    resources = {"num_cpus": served.cpus_per_replica}
+    if served.gpus_per_replica:
+        resources["num_gpus"] = served.gpus_per_replica
+    return resources
 
 
 def app_builder(args: dict[str, str]) -> Application:

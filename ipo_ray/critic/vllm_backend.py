@@ -33,6 +33,8 @@ from vllm import LLM, SamplingParams
 from ipo_ray.critic.judge import CriticRequest, SamplingConfig
 from ipo_ray.critic.tokenizer import render_prompt
 
+INCOMPLETE_CHAR = "\ufffd"  # what byte-level BPE decoding shows for an unfinished UTF-8 sequence
+
 
 class VllmBackend:
     """Samples critic answers with a vLLM engine on a local critic folder.
@@ -116,6 +118,9 @@ class VllmBackend:
         flat = self.tokenizer.batch_decode(
             [c.token_ids for s in samples for c in s], skip_special_tokens=True
         )
+        # A sample cut off inside a multi-byte character decodes to trailing U+FFFD here; vLLM's own
+        # incremental detokeniser holds such bytes back, so its text ends before them. Match it.
+        flat = [text.rstrip(INCOMPLETE_CHAR) for text in flat]
         texts, start = [], 0
         for s in samples:
             texts.append(flat[start : start + len(s)])

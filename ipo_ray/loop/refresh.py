@@ -11,11 +11,13 @@ Trigger (``loop.srpo.trigger``): every round; only when held-out disagreement ex
 or never (the frozen-critic arm of the ablation).
 """
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import ray.train
 
 from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdicts
 from ipo_ray.critic.model import load_critic
@@ -26,6 +28,9 @@ from ipo_ray.data import columns as col
 from ipo_ray.data import read_table, write_table
 from ipo_ray.loop.stages import LABEL, REFRESH, RoundContext, StageResult
 from ipo_ray.world.build import render_settings, seed_set
+
+REFRESH_ATTEMPTS = 2  # Ray Train runs per refresh: the first, and one more after a ControllerError
+log = logging.getLogger(__name__)
 
 HELDOUT = "heldout"
 
@@ -104,7 +109,7 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
     )
     # A killed worker restarts the (short) refresh from the current critic.
     storage = str((out / "ray").resolve())
-    fit_with_ray(plan, srpo.workers, srpo.cpus_per_worker, storage, name=version, max_failures=2)
+    _fit_with_retry(plan, srpo.workers, srpo.cpus_per_worker, storage, version)
     after = evaluate_critic(ctx, out / "critic", heldout)
     metrics |= {f"after/{k}": v for k, v in after.items()}
     if _headline(after) < _headline(before) - srpo.keep_tolerance:
@@ -113,3 +118,22 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
     return StageResult(
         metrics | {"refreshed": 1, "critic_version": version}, {"critic": ctx.run.relative(out / "critic")}
     )
+
+
+def _fit_with_retry(plan: TrainPlan, workers: int, cpus: float, storage: str, version: str) -> None:
+    """Runs the refresh on Ray Train, once more if the run fails as a whole.
+
+    Ray Train restarts a worker group whose worker dies while training (``max_failures``), but a
+    worker lost while the group is being set up fails the run with a ``ControllerError`` (seen when
+    the fault test killed a refresh worker early). The refresh is short and starts from the current
+    critic, so a second run from scratch is cheap; its checkpoint replaces the first one's.
+    """
+    for attempt in range(REFRESH_ATTEMPTS):
+        name = version if attempt == 0 else f"{version}-retry{attempt}"
+        try:
+            fit_with_ray(plan, workers, cpus, storage, name=name, max_failures=2)
+            return
+        except ray.train.ControllerError as error:
+            if attempt == REFRESH_ATTEMPTS - 1:
+                raise
+            log.warning("critic refresh %s failed (%s); running it again", version, error)

@@ -138,3 +138,62 @@ def check_training_table(
         index = table.schema.get_field_index(column)
         table = table.set_column(index, table.schema.field(index), pa.array(paths, pa.string()))
     return table
+
+
+def check_real_table(
+    table: pa.Table,
+    *,
+    root: str | os.PathLike[str],
+    latent_shape: tuple[int, ...],
+    text_shape: tuple[int, ...],
+    batch_size: int,
+) -> pa.Table:
+    """Validates an encoded real-videos table and every file it names; returns it with absolute paths.
+
+    The real videos ride in the preference micro-batches (one policy forward), so their latents must
+    have the preference latents' shape and their caption embeddings the prompts' (S, D).
+
+    Args:
+        table: a ``real_videos`` table with ``latent_path`` and ``prompt_embeds_path`` on every row.
+        root: relative paths are taken relative to this folder.
+        latent_shape: the preference latents' shape (one sample). text_shape: their embeddings' (S, D).
+        batch_size: real videos per micro-batch; the table must hold at least that many.
+
+    Raises:
+        PreflightError: too few rows, a clip not encoded, or a missing, unreadable or misshapen file;
+            the message names the row, its video id, the column and the file.
+    """
+    validate_table(table, TableKind.REAL_VIDEOS)
+    if table.num_rows < batch_size:
+        raise PreflightError(
+            f"the real_videos table has {table.num_rows} rows, fewer than align.real_batch_size="
+            f"{batch_size}; add clips or lower real_batch_size"
+        )
+    root, ids = Path(root), table[col.VIDEO_ID].to_pylist()
+    expected = {col.LATENT_PATH: tuple(latent_shape), col.PROMPT_EMBEDS_PATH: tuple(text_shape)}
+    for column, shape in expected.items():
+        paths = table[column].to_pylist()
+        resolved = []
+        for row, path in enumerate(paths):
+            where = f"real_videos table row {row} ({ids[row]}), column '{column}'"
+            if path is None:
+                raise PreflightError(f"{where}: empty; encode the clips first (encode_real_videos)")
+            resolved.append(_resolve(root, path))
+            found = _shape_or_raise(Path(resolved[-1]), where)
+            if found != shape:
+                raise PreflightError(
+                    f"{where}: file {resolved[-1]} holds a tensor of shape {found}, expected {shape} "
+                    "like the preference samples'"
+                )
+        index = table.schema.get_field_index(column)
+        table = table.set_column(index, table.schema.field(index), pa.array(resolved, pa.string()))
+    return table
+
+
+def embeds_shape(
+    table: pa.Table, kind: TableKind | str, text_embeds_dir: str | os.PathLike[str]
+) -> tuple[int, ...]:
+    """The (S, D) prompt-embedding shape of a checked training table (its first row's file)."""
+    if as_table_kind(kind) is TableKind.SAMPLES:
+        return tensor_shape(Path(table[col.PROMPT_EMBEDS_PATH][0].as_py()))
+    return tensor_shape(Path(text_embeds_dir) / f"{table[col.PROMPT_ID][0].as_py()}.safetensors")

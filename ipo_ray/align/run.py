@@ -3,11 +3,13 @@
     manifest = align_generator(cfg.align, backend="world", generator_dir=..., table_path=...,
                                out_dir=runs/x/round-1/generator, version="world-r1", ...)
 
-Steps: (1) refuse what the loop cannot do; (2) read the committed table (a file or a folder of parts)
-and its digest; rejection sampling keeps the rows that pass; (3) pre-flight check of every file it
-names, before any worker starts; (4) an MLflow child run if asked; (5) Ray Train fit; (6) the last
-checkpoint loaded on the driver and exported in the backend's own format; (7) the manifest written
-last, as the commit point: calling again with the same out_dir and table returns it without training.
+Steps: (1) refuse what the loop cannot do; (2) read the committed tables (the training table, a file
+or a folder of parts, and the real videos of the λ2 term when it is on) and their digests; rejection
+sampling keeps the rows that pass; (3) pre-flight check of every file they name, before any worker
+starts; (4) an MLflow child run if asked; (5) Ray Train fit, each micro-batch drawing real videos
+beside its preference rows; (6) the last checkpoint loaded on the driver and exported in the
+backend's own format; (7) the manifest written last, as the commit point: calling again with the
+same out_dir and tables returns it without training.
 
 Ray must be initialised by the caller.
 """
@@ -24,7 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ipo_ray.align.backends import builders, export_generator, latent_shape, load_transformer
-from ipo_ray.align.preflight import check_training_table, pairs_text_dir
+from ipo_ray.align.preflight import (
+    check_real_table,
+    check_training_table,
+    embeds_shape,
+    pairs_text_dir,
+    tensor_shape,
+)
+from ipo_ray.align.real import RealClips
 from ipo_ray.align.step import StepConfig
 from ipo_ray.align.train_loop import MlflowTarget, TrainLoopConfig, fit, load_checkpoint_into
 from ipo_ray.config.align import AlignConfig
@@ -55,7 +64,9 @@ def _read_training_table(path: Path, kind: str) -> tuple[pa.Table, str]:
     return read_table(path, kind), read_manifest(path).sha256
 
 
-def _loop_config(cfg: AlignConfig, text_embeds_dir: str, resume_from: str | None) -> TrainLoopConfig:
+def _loop_config(
+    cfg: AlignConfig, text_embeds_dir: str, resume_from: str | None, real_batch_size: int
+) -> TrainLoopConfig:
     step = StepConfig(
         objective=cfg.objective,
         beta=cfg.beta,
@@ -78,6 +89,7 @@ def _loop_config(cfg: AlignConfig, text_embeds_dir: str, resume_from: str | None
         resume_from=resume_from,
         mixed_precision=cfg.mixed_precision,
         zero_stage=cfg.zero_stage,
+        real_batch_size=real_batch_size,
     )
 
 
@@ -129,6 +141,7 @@ def align_generator(
     mlflow_run_id: str | None = None,
     mlflow_parent_run_id: str | None = None,
     resume_from: str | None = None,
+    real_table_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Trains ``generator_dir`` on a committed table with Ray Train and exports the next version.
 
@@ -148,10 +161,14 @@ def align_generator(
             ``mlflow_parent_run_id`` (a child run ``align-<version>`` is created), per-step metrics
             are logged from rank 0.
         resume_from: a Ray Train checkpoint folder of an interrupted call to continue from.
+        real_table_path: an encoded, committed ``real_videos`` table (``encode_real_videos``; paths
+            relative to its folder) for the λ2 term; each micro-batch draws ``cfg.real_batch_size``
+            of its clips. None, λ2 = 0 or real_batch_size = 0: no real videos, at no cost.
 
     Returns:
         The manifest (also written to ``out_dir/alignment_manifest.json``): format, version,
-        parent_version, backend, objective, steps, data (path, kind, rows, sha256), metrics (the last
+        parent_version, backend, objective, steps, data (path, kind, rows, sha256), real (the same of
+        the real-videos table, or None), metrics (the last
         step's, averaged over workers), config, reference_mode, mlflow_run_id, created_utc, seconds.
 
     Raises:
@@ -172,10 +189,21 @@ def align_generator(
     if cfg.reference_mode == "base" and base_generator_dir is None:
         raise AlignmentError("reference_mode 'base' needs base_generator_dir (the round-0 model)")
 
-    # 2. The committed table and its digest; a version already exported from it is returned as is.
+    # 2. The committed tables and their digests; a version already exported from them is returned as is.
     table, digest = _read_training_table(table_path, kind)
+    use_real = cfg.uses_real and real_table_path is not None
+    real_table, real_data = None, None
+    if use_real:
+        real_table_path = Path(real_table_path)
+        real_table, real_digest = _read_training_table(real_table_path, "real_videos")
+        real_data = {"path": str(real_table_path), "rows": real_table.num_rows, "sha256": real_digest}
     done = read_alignment_manifest(out_dir)
-    if done is not None and done["data"]["sha256"] == digest and done["objective"] == cfg.objective:
+    if (
+        done is not None
+        and done["data"]["sha256"] == digest
+        and done["objective"] == cfg.objective
+        and done.get("real") == real_data
+    ):
         return done
     if cfg.objective == "rs":  # LiFT Eq. 4: only samples Good on every dimension are trained on
         keep = pc.and_(table[col.PASSES], pc.greater_equal(table[col.REWARD], cfg.rs_threshold))
@@ -199,6 +227,17 @@ def align_generator(
         latent_shape=latent_shape(backend, generator_dir),
     )
     text_dir = str(pairs_text_dir(root, text_embeds_dir)) if kind == "pairs" else ""
+    real = None
+    if use_real:
+        first_latent = table[col.LATENT_PATH if kind == "samples" else col.WINNER_LATENT_PATH][0].as_py()
+        real_table = check_real_table(
+            real_table,
+            root=real_table_path.parent,
+            latent_shape=tensor_shape(Path(first_latent)),
+            text_shape=embeds_shape(table, kind, text_dir),
+            batch_size=cfg.real_batch_size,
+        )
+        real = RealClips.from_table(real_table)
 
     # 4-5. Tracking, then the fit.
     mlflow = _mlflow_run(tracking_uri, mlflow_run_id, mlflow_parent_run_id, version, cfg)
@@ -211,7 +250,7 @@ def align_generator(
     )
     started = time.time()
     result = fit(
-        _loop_config(cfg, text_dir, resume_from),
+        _loop_config(cfg, text_dir, resume_from, cfg.real_batch_size if real is not None else 0),
         build_policy,
         build_denoiser,
         table,
@@ -224,6 +263,7 @@ def align_generator(
         build_reference=build_reference,
         mlflow=mlflow,
         use_gpu=cfg.use_gpu,
+        real=real,
     )
     if result.error is not None or result.checkpoint is None:
         raise AlignmentError(f"alignment of {version} failed: {result.error}") from result.error
@@ -251,6 +291,7 @@ def align_generator(
         "objective": cfg.objective,
         "steps": position["step"],
         "data": {"path": str(table_path), "kind": kind, "rows": table.num_rows, "sha256": digest},
+        "real": real_data,
         "metrics": metrics,
         "config": cfg.model_dump(),
         "reference_mode": cfg.reference_mode,

@@ -171,27 +171,42 @@ class AlignmentStep:
         real_noise, real_t = draw(batch.real) if batch.real is not None else (None, None)
         return NoiseDraw(noise, timesteps, real_noise, real_t)
 
-    def draw_noise_per_sample(self, batch: Batch, seeds: list[int]) -> NoiseDraw:
-        """Noise and timestep of each sample (pair) from its own seeded CPU generator.
+    def draw_noise_per_sample(
+        self, batch: Batch, seeds: list[int], real_seeds: list[int] | None = None
+    ) -> NoiseDraw:
+        """Noise and timestep of each sample (pair) and real video from its own seeded CPU generator.
 
         A sample's draw then depends on its seed only, not on which worker or micro-batch it lands in,
-        so 1 worker × 2 micro-batches and 2 workers × 1 see the same noise (real videos unsupported).
+        so 1 worker × 2 micro-batches and 2 workers × 1 see the same noise. Real videos get theirs from
+        ``real_seeds`` (``ipo_ray.align.real.real_draw`` ties them to the micro-batch's slot).
 
         Args:
-            batch: B pairs or samples. seeds: B seeds, one per pair (shared by winner and loser).
+            batch: B pairs or samples, and R real videos or none.
+            seeds: B seeds, one per pair (shared by winner and loser) or sample.
+            real_seeds: R seeds, one per real video; required exactly when the batch has real videos.
         """
-        if batch.real is not None:
-            raise ValueError("per-sample noise draws do not cover real videos yet; use draw_noise")
         x0 = batch.winner if isinstance(batch, PairBatch) else batch.latents
         if len(seeds) != len(x0):
             raise ValueError(f"need one seed per sample, got {len(seeds)} for {len(x0)}")
+        noise, timesteps = self._seeded(x0, seeds)
+        if batch.real is None:
+            if real_seeds is not None:
+                raise ValueError("real_seeds given for a batch without real videos")
+            return NoiseDraw(noise, timesteps)
+        if real_seeds is None or len(real_seeds) != len(batch.real):
+            got = None if real_seeds is None else len(real_seeds)
+            raise ValueError(f"need one real seed per real video, got {got} for {len(batch.real)}")
+        return NoiseDraw(noise, timesteps, *self._seeded(batch.real, real_seeds))
+
+    def _seeded(self, like: Tensor, seeds: list[int]) -> tuple[Tensor, Tensor]:
+        """(len(seeds), *like.shape[1:]) noise and (len(seeds),) timesteps, one CPU generator per seed."""
         param = self.denoiser.parametrisation
         noises, times = [], []
         for seed in seeds:
             g = torch.Generator().manual_seed(seed)
-            noises.append(torch.randn((1, *x0.shape[1:]), generator=g, dtype=x0.dtype))
+            noises.append(torch.randn((1, *like.shape[1:]), generator=g, dtype=like.dtype))
             times.append(param.sample_timesteps(1, g))
-        return NoiseDraw(torch.cat(noises).to(x0.device), torch.cat(times).to(x0.device))
+        return torch.cat(noises).to(like.device), torch.cat(times).to(like.device)
 
     @torch.no_grad()
     def kto_rewards(self, batch: SampleBatch, draw: NoiseDraw) -> tuple[Tensor, Tensor]:

@@ -14,13 +14,13 @@ before the pass with gradients (one extra policy forward per sample; the referen
 
 Reproducibility and resume: each pair's or sample's noise and timestep come from a generator seeded by
 (seed, epoch, row id), so they are a function of the data, not of history, worker count or
-micro-batching (1 worker × 2 micro-batches equals 2 workers × 1); a checkpoint holds the model and
-optimizer state, the torch RNG state and the position (step, epoch, micro-batch), and a resumed run
-skips the micro-batches of the epoch it had already consumed. With ``FailureConfig(max_failures=n)``
-a killed worker group restarts from the last checkpoint.
+micro-batching (1 worker × 2 micro-batches equals 2 workers × 1); the real videos of the λ2 term are
+drawn per (seed, step, slot in the global batch) (``ipo_ray.align.real``), which keeps that so; a
+checkpoint holds the model and optimizer state, the torch RNG state and the position (step, epoch,
+micro-batch), and a resumed run skips the micro-batches of the epoch it had already consumed. With
+``FailureConfig(max_failures=n)`` a killed worker group restarts from the last checkpoint.
 """
 
-import hashlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from ipo_ray.align import losses as L
 from ipo_ray.align.batches import PairBatch, SampleBatch
 from ipo_ray.align.models import REFERENCES, Denoiser, FrozenCopyReference
+from ipo_ray.align.real import RealClips, hash_seed, real_draw
 from ipo_ray.align.step import AlignmentStep, StepConfig
 from ipo_ray.align.zero import ZERO_STAGES, load_zero_state, save_zero_state, zero_engine
 from ipo_ray.data import columns as col
@@ -68,6 +69,8 @@ class TrainLoopConfig:
         resume_from: a checkpoint directory to start from (a restart after a failure uses Ray's own).
         mixed_precision: ``no`` or ``bf16`` (autocast of the forwards; GPU workers only).
         zero_stage: 0 = DDP; 1 or 2 = DeepSpeed ZeRO (``ipo_ray.align.zero``) instead of DDP.
+        real_batch_size: real videos drawn beside each micro-batch for the λ2 NLL term (IPO Eq. 9);
+            0 = none. Needs real clips given to :func:`fit` when > 0 and λ2 > 0.
     """
 
     step: StepConfig
@@ -83,6 +86,7 @@ class TrainLoopConfig:
     resume_from: str | None = None
     mixed_precision: str = "no"
     zero_stage: int = 0
+    real_batch_size: int = 0
 
     def __post_init__(self) -> None:
         if self.step.objective == "dpo" and not self.text_embeds_dir:
@@ -96,8 +100,15 @@ class TrainLoopConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.zero_stage not in (0, *ZERO_STAGES):
             raise ValueError(f"zero_stage must be 0 or one of {ZERO_STAGES}, got {self.zero_stage}")
+        if self.real_batch_size < 0:
+            raise ValueError(f"real_batch_size must be >= 0 (0 = no real videos), got {self.real_batch_size}")
         if self.mixed_precision not in ("no", "bf16"):
             raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+
+    @property
+    def uses_real(self) -> bool:
+        """Whether micro-batches carry real videos: a real batch size and a λ2 that is not 0."""
+        return self.real_batch_size > 0 and self.step.lambda_real > 0
 
     @property
     def table_kind(self) -> str:
@@ -160,8 +171,7 @@ def _to_device(batch: PairBatch | SampleBatch, device: torch.device) -> PairBatc
 
 def row_seed(seed: int, epoch: int, row_id: str) -> int:
     """The noise seed of one pair or sample in one epoch: a function of the data, not of placement."""
-    digest = hashlib.sha256(f"{seed}:{epoch}:{row_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1  # torch seeds must fit a signed 64-bit integer
+    return hash_seed(seed, epoch, row_id)
 
 
 def _report(
@@ -216,9 +226,19 @@ def _mlflow_logger(target: MlflowTarget | None, rank: int) -> Callable[[dict[str
     return log
 
 
+def with_real(
+    batch: PairBatch | SampleBatch, real: RealClips, loop: TrainLoopConfig, step: int, slot: int
+) -> tuple[PairBatch | SampleBatch, list[int]]:
+    """``batch`` with the real videos of its slot in the global batch added; their noise seeds."""
+    indices, seeds = real_draw(loop.seed, step, slot, len(real), loop.real_batch_size)
+    latents, embeds = real.load(indices)
+    return replace(batch, real=latents, real_text_embeds=embeds), seeds
+
+
 def train_func(config: dict[str, Any]) -> None:
     """The per-worker loop; ``config`` holds ``loop``, ``build_policy``, ``build_denoiser`` and
-    optionally ``build_reference`` (the model the reference copies, else the policy) and ``mlflow``."""
+    optionally ``build_reference`` (the model the reference copies, else the policy), ``mlflow`` and
+    ``real`` (:class:`~ipo_ray.align.real.RealClips` for the λ2 term)."""
     loop: TrainLoopConfig = config["loop"]
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -270,13 +290,22 @@ def train_func(config: dict[str, Any]) -> None:
         torch.autocast(device.type, dtype=torch.bfloat16) if loop.mixed_precision == "bf16" else nullcontext()
     )
 
-    def load(rows: dict[str, np.ndarray], epoch: int):
+    real: RealClips | None = config.get("real") if loop.uses_real else None
+    if loop.uses_real and real is None:
+        raise ValueError("real_batch_size > 0 and lambda_real > 0, but fit was given no real clips")
+
+    def load(rows: dict[str, np.ndarray], epoch: int, global_step: int, index: int):
+        """Micro-batch ``index`` of optimizer step ``global_step``: the batch and its noise."""
         if objective == "dpo":
             batch = load_pairs(rows, loop.text_embeds_dir)
         else:
             batch = load_samples(rows, objective)
+        real_seeds = None
+        if real is not None:  # the slot in the global batch fixes the draw, not the rank alone
+            batch, real_seeds = with_real(batch, real, loop, global_step, rank * loop.grad_accum + index)
         batch = _to_device(batch, device)
-        return batch, step.draw_noise_per_sample(batch, [row_seed(loop.seed, epoch, i) for i in batch.ids])
+        seeds = [row_seed(loop.seed, epoch, row_id) for row_id in batch.ids]
+        return batch, step.draw_noise_per_sample(batch, seeds, real_seeds)
 
     def optimizer_step(micro_batches: list, global_step: int) -> dict[str, float]:
         q, ref_errs = None, [None] * len(micro_batches)
@@ -324,7 +353,7 @@ def train_func(config: dict[str, Any]) -> None:
             if micro < skip:  # consumed before the checkpoint this run resumed from
                 micro += 1
                 continue
-            micro_batches.append(load(rows, epoch))
+            micro_batches.append(load(rows, epoch, global_step, len(micro_batches)))
             micro += 1
             if len(micro_batches) < loop.grad_accum:
                 continue
@@ -367,6 +396,7 @@ def fit(
     build_reference: Callable[[], nn.Module] | None = None,
     mlflow: MlflowTarget | None = None,
     use_gpu: bool = False,
+    real: RealClips | None = None,
 ) -> ray.train.Result:
     """Runs the loop on ``num_workers`` workers over a training table; returns Ray's Result.
 
@@ -382,9 +412,17 @@ def fit(
             None = the policy as built.
         mlflow: per-step metrics from rank 0 into this run; None = none.
         use_gpu: one GPU per worker (NCCL); bf16 autocast needs it.
+        real: the real clips of the λ2 term (paths only; each worker loads what it draws); needed
+            when ``loop.uses_real``, ignored otherwise.
     """
     if loop.mixed_precision == "bf16" and not use_gpu:
         raise ValueError("mixed_precision 'bf16' is for GPU workers; CPU trains in fp32")
+    if loop.uses_real and (real is None or len(real) < loop.real_batch_size):
+        have = 0 if real is None else len(real)
+        raise ValueError(
+            f"real_batch_size={loop.real_batch_size} with lambda_real > 0 needs at least that many real "
+            f"clips, got {have}; pass more, or set real_batch_size (or lambda_real) to 0"
+        )
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the same rows in the same order on a resumed run
     trainer = ray.train.torch.TorchTrainer(
@@ -395,6 +433,7 @@ def fit(
             "build_denoiser": build_denoiser,
             "build_reference": build_reference,
             "mlflow": mlflow,
+            "real": real,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}

@@ -44,9 +44,31 @@ class AlignConfig(Section):
         0.1,
         ge=0,
         description=(
-            "λ2: NLL weight on real videos (IPO: 0.1, LiFT: 1). The Ray loop reads no real-videos table "
-            "yet, so there the term is absent whatever its weight."
+            "λ2: NLL weight on real videos (IPO Eq. 9: 0.1, LiFT Eq. 3: 1); 0 = no real videos are "
+            "drawn, at no cost."
         ),
+    )
+    real_batch_size: int = Field(
+        2,
+        ge=0,
+        description=(
+            "Real videos drawn beside every micro-batch for the λ2 term (one policy forward over both); "
+            "0 = no real videos, at no cost."
+        ),
+    )
+    real_videos: str | None = Field(
+        None,
+        description=(
+            "The real videos of the λ2 term: a committed real_videos table (Parquet with its manifest, "
+            "written by ipo_ray.data.write_table; video paths relative to its folder; clips at the "
+            "generator's frame size), encoded once per run. Needed by the cogvideox and wan backends; "
+            "null with the world backend = clean clips of the world's web set (world.web)."
+        ),
+    )
+    real_web_clips: int = Field(
+        256,
+        ge=1,
+        description="World backend, real_videos null: how many clean web-set clips are the real videos.",
     )
     lr: float = Field(2e-5, gt=0, description="AdamW learning rate (IPO trains at 2e-5).")
     max_steps: int = Field(100, ge=1, description="Optimizer steps per round.")
@@ -124,10 +146,22 @@ class AlignConfig(Section):
                     f"must be a multiple of micro_batch × workers = {per_step}, got {self.batch_size}",
                 )
             )
+        if self.uses_real and self.real_videos is None and self.real_batch_size > self.real_web_clips:
+            problems.append(
+                (
+                    "real_batch_size",
+                    f"must be at most real_web_clips ({self.real_web_clips}), got {self.real_batch_size}",
+                )
+            )
         if self.mixed_precision == "bf16" and not self.use_gpu:
             problems.append(("mixed_precision", "bf16 autocast needs use_gpu: true; CPU trains in fp32"))
         raise_problems(problems)
         return self
+
+    @property
+    def uses_real(self) -> bool:
+        """Whether training draws real videos (the λ2 term): λ2 > 0 and a real batch size."""
+        return self.lambda_real > 0 and self.real_batch_size > 0
 
     @property
     def grad_accum(self) -> int:

@@ -12,7 +12,9 @@ Six kinds of table flow through a round:
 - ``samples``: one row per generated candidate for the single-sample objectives: Diffusion-KTO reads
   ``desirable``, reward-weighted learning (LiFT Eq. 3) reads ``reward``, rejection sampling (LiFT Eq. 4)
   keeps rows whose ``passes`` is true. Paths may be relative to the stage directory the table lives in.
-- ``real_videos``: real clips for the NLL regulariser (IPO Eq. 9, LiFT Eq. 4).
+- ``real_videos``: real clips with their captions for the NLL regulariser (IPO Eq. 9, LiFT Eq. 3);
+  ``latent_path`` and ``prompt_embeds_path`` are null until the clips are encoded
+  (`ipo_ray.generator.real.encode_real_videos`).
 
 Votes are six int32 columns, one per possible answer (``votes_good``, ``votes_normal``, ``votes_bad``
 for pointwise rows; ``votes_a``, ``votes_b``, ``votes_tie`` for pairwise rows); the other kind's three
@@ -59,7 +61,8 @@ VOTE_COLUMNS: Final[dict[str, dict[str, str]]] = {
 }
 
 # Bump a kind's version whenever its schema changes; readers refuse files of another version.
-SCHEMA_VERSIONS: Final[dict[TableKind, int]] = {kind: 1 for kind in TableKind}
+# real_videos 2: + prompt_embeds_path (the caption's embeddings, for the λ2 term).
+SCHEMA_VERSIONS: Final[dict[TableKind, int]] = {kind: 1 for kind in TableKind} | {TableKind.REAL_VIDEOS: 2}
 
 # int32 indices: categories such as annotators can outgrow int8, and int32 is what parquet and
 # pandas use by default, so no cast happens on the way in or out.
@@ -138,6 +141,7 @@ _SCHEMAS: Final[dict[TableKind, pa.Schema]] = {
             _required(col.VIDEO_PATH, pa.string()),
             _required(col.CAPTION, pa.string()),
             _optional(col.LATENT_PATH, pa.string()),
+            _optional(col.PROMPT_EMBEDS_PATH, pa.string()),
         ]
     ),
     TableKind.SAMPLES: pa.schema(

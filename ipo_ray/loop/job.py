@@ -1,8 +1,9 @@
 """The Dual-IPO job: Ray, the critic app and MLflow set up around the round loop.
 
 `run_job` is what `jobs/dual_ipo.py` calls. Order matters for bad input: the config was validated
-before this runs; the run directory and its saved config are checked next; then Ray starts (or is
-joined), the critic app comes up, and the rounds run (`rounds.run_rounds`).
+before this runs; the run directory and its saved config are checked next, and the configured
+real-videos table of the λ2 term (unless already encoded); then Ray starts (or is joined), the
+critic app comes up, and the rounds run (`rounds.run_rounds`).
 """
 
 import logging
@@ -16,9 +17,10 @@ from ipo_ray.critic.client import CriticClient
 from ipo_ray.critic.serve.launch import start as start_critic_app
 from ipo_ray.critic.serve.versions import NAMESPACE, resolve_critic_path
 from ipo_ray.loop.driver import StageError
+from ipo_ray.loop.real_videos import check_real_source
 from ipo_ray.loop.rounds import run_rounds
 from ipo_ray.loop.run_dir import CONFIG_FILE, RunDir, StageRecord
-from ipo_ray.loop.stages import EVALUATE, ROUND_STAGES
+from ipo_ray.loop.stages import EVALUATE, REAL, ROUND_STAGES
 from ipo_ray.loop.tracking import Tracker, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,11 @@ def open_run(cfg: Config | None, resume: str | None) -> tuple[Config, RunDir]:
 
 def is_complete(cfg: Config, run: RunDir) -> bool:
     """Whether every stage of every round is committed (then a resumed job starts nothing)."""
-    return run.is_done(0, EVALUATE) and all(
-        run.is_done(k, stage) for k in range(1, cfg.loop.rounds + 1) for stage in ROUND_STAGES
+    real_done = run.is_done(0, REAL) or not cfg.align.uses_real
+    return (
+        real_done
+        and run.is_done(0, EVALUATE)
+        and all(run.is_done(k, stage) for k in range(1, cfg.loop.rounds + 1) for stage in ROUND_STAGES)
     )
 
 
@@ -99,6 +104,8 @@ def run_job(cfg: Config | None, resume: str | None = None, num_cpus: int | None 
     if is_complete(cfg, run):
         log.info("every stage of %s is committed: nothing to do", run.path)
         return run.records()
+    if not run.is_done(0, REAL):
+        check_real_source(cfg)  # a missing real-videos table fails here, before Ray or any training
     init_ray(num_cpus)
     quiet_ray_data(not cfg.loop.data_progress)
     # The critic reads candidate videos by path: allow the run directory unless the user chose a root.

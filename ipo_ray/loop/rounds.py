@@ -1,6 +1,7 @@
 """Rounds 0..R: the stages in order, versions handed from round to round, tracking after each round.
 
-Round 0 evaluates the base generator. Round k runs prompts → generate → label → preferences →
+Round 0 encodes the real videos of the λ2 term when it is on (`real_videos`) and evaluates the base
+generator. Round k runs prompts → generate → label → preferences →
 (align ‖ refresh) → evaluate (`stages`, `driver`), then logs the round to MLflow: every stage's
 metrics, the artifacts of `artifacts`, and the new generator and critic as registered versions.
 """
@@ -15,6 +16,7 @@ from ipo_ray.data import columns as col
 from ipo_ray.data import read_table
 from ipo_ray.loop import artifacts
 from ipo_ray.loop.driver import next_versions, run_parallel, run_stage
+from ipo_ray.loop.real_videos import real_videos_stage
 from ipo_ray.loop.refresh import refresh_stage
 from ipo_ray.loop.report import round_table
 from ipo_ray.loop.run_dir import RunDir, StageRecord
@@ -25,6 +27,7 @@ from ipo_ray.loop.stages import (
     LABEL,
     PREFERENCES,
     PROMPTS,
+    REAL,
     REFRESH,
     RoundContext,
     align_stage,
@@ -60,6 +63,10 @@ def run_rounds(cfg: Config, run: RunDir, critic: object, base_critic: Path, trac
         tracking_uri=tracker.tracking_uri if tracker else None,
     )
     ctx = replace(ctx, mlflow_run_id=tracker.round_run(0) if tracker else None)
+    if cfg.align.uses_real:
+        real = run_stage(ctx, REAL, real_videos_stage)
+        if tracker:
+            tracker.log_metrics(ctx.mlflow_run_id, {f"real/{k}": v for k, v in real.metrics.items()}, step=0)
     base_eval = run_stage(ctx, EVALUATE, lambda c: evaluate_generator_stage(c, base))
     if tracker:
         tracker.log_metrics(ctx.mlflow_run_id, base_eval.metrics, step=0)

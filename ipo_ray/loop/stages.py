@@ -31,6 +31,8 @@ from ipo_ray.loop.prompts import file_prompts, world_prompts
 from ipo_ray.loop.run_dir import RunDir
 from ipo_ray.world.build import render_settings
 
+# Round 0's set-up stage that encodes the real videos of the λ2 term (`loop.real_videos`).
+REAL = "real"
 PROMPTS, GENERATE, LABEL, PREFERENCES, ALIGN, REFRESH, EVALUATE = (
     "prompts",
     "generate",
@@ -109,12 +111,12 @@ def round_prompts(ctx: RoundContext) -> pa.Table:
     return read_table(ctx.dir(PROMPTS) / "prompts.parquet", "prompts")
 
 
-def generate_stage(ctx: RoundContext) -> StageResult:
-    """K candidates per prompt from v(k) through the Ray Data actor pool; resumes committed parts."""
-    gen = ctx.cfg.generator
+def generator_kwargs(cfg: Config, model_path: Path, version: str) -> dict[str, Any]:
+    """The generator backend's constructor arguments for a model folder (`generator.stage.BACKENDS`)."""
+    gen = cfg.generator
     kwargs: dict[str, Any] = {
-        "model_path": str(ctx.generator_path),
-        "version": f"{gen.backend}-v{ctx.round}",
+        "model_path": str(model_path),
+        "version": version,
         "num_inference_steps": gen.num_inference_steps,
         "guidance_scale": gen.guidance_scale,
         "device": gen.device,
@@ -127,11 +129,17 @@ def generate_stage(ctx: RoundContext) -> StageResult:
             "fps": gen.fps,
             "dtype": getattr(torch, gen.dtype),
         }
+    return kwargs
+
+
+def generate_stage(ctx: RoundContext) -> StageResult:
+    """K candidates per prompt from v(k) through the Ray Data actor pool; resumes committed parts."""
+    gen = ctx.cfg.generator
     table = generate_candidates(
         round_prompts(ctx),
         ctx.dir(GENERATE),
         backend=gen.backend,
-        generator_kwargs=kwargs,
+        generator_kwargs=generator_kwargs(ctx.cfg, ctx.generator_path, f"{gen.backend}-v{ctx.round}"),
         num_candidates=gen.num_candidates,
         round_index=ctx.round,
         seed=ctx.cfg.seed,
@@ -248,6 +256,11 @@ def _majority(votes: dict[str, int]) -> str | None:
     return leaders[0] if top > 0 and len(leaders) == 1 else None
 
 
+def real_table_path(run: RunDir) -> Path:
+    """The run's encoded real-videos table, committed by round 0's ``real`` stage."""
+    return run.stage_dir(0, REAL) / "real_videos.parquet"
+
+
 def align_stage(ctx: RoundContext) -> StageResult:
     """Generator v(k+1): Ray Train on the round's pairs (DPO) or samples (KTO, RWL, RS), exported."""
     cfg = ctx.cfg
@@ -267,6 +280,8 @@ def align_stage(ctx: RoundContext) -> StageResult:
         storage_path=out / "ray",
         tracking_uri=ctx.tracking_uri,
         mlflow_parent_run_id=ctx.mlflow_run_id,
+        # Encoded once per run, in round 0 (`loop.real_videos`): VAE and text encoder never change.
+        real_table_path=real_table_path(ctx.run) if cfg.align.uses_real else None,
     )
     metrics = {f"align/{k}": v for k, v in manifest["metrics"].items()}
     metrics |= {"final_loss": manifest["metrics"].get("train/loss", float("nan")), "steps": manifest["steps"]}

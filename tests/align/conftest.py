@@ -5,6 +5,7 @@ import pytest
 import torch
 from diffusers import CogVideoXDDIMScheduler, CogVideoXTransformer3DModel, WanTransformer3DModel
 
+from ipo_ray.align.real import RealClips
 from ipo_ray.data import columns as col
 from ipo_ray.data import make_table
 from ipo_ray.generator.files import save_latents, save_prompt_embeds
@@ -138,3 +139,30 @@ def _planted_samples(directory, n: int) -> pa.Table:
 def planted_samples():
     """``planted_samples(directory, n)``: a samples table of n random CogVideoX latents."""
     return _planted_samples
+
+
+def _real_clips(directory, n: int) -> RealClips:
+    """n random CogVideoX real-video latents, captioned two by two (clips share caption files)."""
+    g = torch.Generator().manual_seed(1)
+    for c in range((n + 1) // 2):
+        save_prompt_embeds(
+            directory / f"caption{c}.safetensors",
+            torch.randn(COG_TEXT, generator=g),
+            prompt=f"c{c}",
+            version="t",
+        )
+    for i in range(n):
+        save_latents(
+            directory / f"real{i}.safetensors", torch.randn(COG_LATENT, generator=g), version="t", seed=None
+        )
+    return RealClips(
+        tuple(f"real{i}" for i in range(n)),
+        tuple(str(directory / f"real{i}.safetensors") for i in range(n)),
+        tuple(str(directory / f"caption{i // 2}.safetensors") for i in range(n)),
+    )
+
+
+@pytest.fixture
+def real_clips():
+    """``real_clips(directory, n)``: RealClips of n random CogVideoX latents with caption embeddings."""
+    return _real_clips

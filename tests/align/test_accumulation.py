@@ -2,7 +2,9 @@
 
 KTO is the demanding case: its reference point Q must be the mean over the whole global batch (all
 micro-batches, all workers), and the noise of a sample must not depend on where it lands; with a
-per-micro-batch Q or per-(rank, micro-batch) noise the two runs would differ.
+per-micro-batch Q or per-(rank, micro-batch) noise the two runs would differ. Real videos of the λ2
+term ride along: the clips and noise a micro-batch draws must depend on its slot in the global batch,
+not on the worker it runs on.
 """
 
 import functools
@@ -28,19 +30,26 @@ def _loud(config: dict, scale: float = 10.0) -> CogVideoXTransformer3DModel:
 
 
 def test_one_worker_two_micro_batches_equals_two_workers_one(
-    ray_cluster, tmp_path, tiny_cogvideox_config, alphas_cumprod, planted_samples
+    ray_cluster, tmp_path, tiny_cogvideox_config, alphas_cumprod, planted_samples, real_clips
 ) -> None:
     table = planted_samples(tmp_path, 4)
+    real = real_clips(tmp_path, 5)
     build = functools.partial(CogVideoXTransformer3DModel, **tiny_cogvideox_config)
     # A reference with other, worse weights (as IPO's base-model reference), so Q is not clamped to 0.
     pytest.importorskip("ray.cloudpickle").register_pickle_by_value(sys.modules[__name__])  # test-only helper
     reference = functools.partial(_loud, tiny_cogvideox_config)
     denoiser = functools.partial(cogvideox_denoiser, alphas_cumprod=alphas_cumprod)
-    step = StepConfig("kto", beta=50.0, lambda_preferred=0.0)
+    step = StepConfig("kto", beta=50.0, lambda_preferred=0.0, lambda_real=0.5)
     runs = {}
     for workers, micro, accum in ((1, 2, 2), (2, 2, 1)):
         loop = TrainLoopConfig(
-            step, max_steps=1, lr=1e-5, micro_batch=micro, grad_accum=accum, checkpoint_every=1
+            step,
+            max_steps=1,
+            lr=1e-5,
+            micro_batch=micro,
+            grad_accum=accum,
+            checkpoint_every=1,
+            real_batch_size=2,
         )
         runs[workers] = fit(
             loop,
@@ -52,10 +61,12 @@ def test_one_worker_two_micro_batches_equals_two_workers_one(
             storage_path=str(tmp_path / "runs"),
             name=f"accum-{workers}",
             build_reference=reference,
+            real=real,
         )
     one, two = runs[1].metrics, runs[2].metrics
     assert one["kto/reference_point"] > 0  # Q is exercised, not clamped to 0
-    for key in ("train/loss", "kto/reference_point", "rewards/implicit_acc", "grad_norm"):
+    assert one["train/nll_real"] > 0  # the λ2 term is in both runs
+    for key in ("train/loss", "kto/reference_point", "rewards/implicit_acc", "grad_norm", "train/nll_real"):
         assert one[key] == pytest.approx(two[key], rel=1e-5, abs=1e-7), key
     a, b = build(), build()
     load_checkpoint_into(a, runs[1].checkpoint), load_checkpoint_into(b, runs[2].checkpoint)

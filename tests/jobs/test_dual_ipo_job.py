@@ -11,6 +11,7 @@ final metrics as an uninterrupted continuation from the same committed stages.
 """
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -74,6 +75,7 @@ SMALLEST = [
     "loop.srpo.keep_tolerance=1.0",
     "loop.video_grid_prompts=2",
     "critic.samples=4",
+    "align.real_web_clips=16",
 ]
 
 
@@ -88,6 +90,8 @@ def test_smallest_config_runs_end_to_end_and_a_rerun_does_nothing(tmp_path: Path
     for stage in ROUND_STAGES:
         assert (run_dir / "round-1" / stage / "STAGE.json").is_file(), stage
     assert (run_dir / "round-0" / "evaluate" / "STAGE.json").is_file()
+    real = json.loads((run_dir / "round-0" / "real" / "STAGE.json").read_text())["metrics"]
+    assert real["clips"] == 16  # the world's clean web clips, encoded once for the λ2 term
 
     # The tables hold exactly what one round makes: N prompts × K candidates, 3 labels each at most,
     # at most one pair per prompt.
@@ -118,6 +122,12 @@ def test_smallest_config_runs_end_to_end_and_a_rerun_does_nothing(tmp_path: Path
     artifacts = {a.path for a in client.list_artifacts(ids["round-1"], "round")}
     assert {"round/candidates.mp4", "round/timeline.png", "round/critic_confusion.png"} <= artifacts
     assert client.search_model_versions("name='ipo-ray-generator'")
+    # The λ2 term (NLL on real videos) trained every step and was logged from rank 0.
+    (align_run,) = client.search_runs(
+        [parent.info.experiment_id], filter_string="tags.`ipo_ray.stage` = 'align'"
+    )
+    nll_real = [m.value for m in client.get_metric_history(align_run.info.run_id, "train/nll_real")]
+    assert len(nll_real) == 2 and all(math.isfinite(v) and v > 0 for v in nll_real), nll_real
 
     # Re-running the finished run commits nothing new.
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("round-*/*/STAGE.json")}

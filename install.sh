@@ -7,6 +7,17 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 extra=${IPO_RAY_EXTRA:-cpu}
 pip=(python -m pip install --constraint "$here/constraints.txt")
 
+# The annotation studio's browser test drives Debian's Chromium (no browser download at test time).
+# apt-get runs only when a binary is missing, so a machine that has them needs no root.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver; } >/dev/null; then
+        echo "install.sh: could not install chromium and chromium-driver with apt-get (needed by" \
+             "tests/annotate/test_browser.py); install them, then rerun" >&2
+        exit 1
+    fi
+fi
+
 # torch first, pinned: with it in place the resolver never swaps in a CUDA build on a CPU machine.
 "${pip[@]}" torch
 # DeepSpeed is an sdist; its CUDA ops are built lazily on GPU machines, never at install time.

@@ -16,6 +16,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from ipo_ray.config.align import AlignConfig
+from ipo_ray.config.annotate import AnnotateConfig
 from ipo_ray.config.base import CrossFieldError, FrameSide, Section, Seed, raise_problems
 from ipo_ray.config.critic import CriticConfig
 from ipo_ray.config.generator import GeneratorConfig
@@ -206,4 +207,22 @@ class Config(Section):
     loop: LoopConfig = Field(
         default_factory=LoopConfig, description="Dual-IPO rounds: stages, overlap, tracking."
     )
+    annotate: AnnotateConfig = Field(
+        default_factory=AnnotateConfig, description="The annotation studio (the seed set's labelling page)."
+    )
     seed: Seed = Field(0, description="Global seed for everything not seeded by a section of its own.")
+
+    @model_validator(mode="after")
+    def _check_real_videos(self) -> Self:
+        # Only the world can make its own real videos (its web set); other backends need a table.
+        if self.generator.backend != "world" and self.align.uses_real and self.align.real_videos is None:
+            raise_problems(
+                [
+                    (
+                        "align.real_videos",
+                        f"the {self.generator.backend!r} backend needs a real_videos table for the λ2 "
+                        "term; give its path, or set align.lambda_real: 0 (or align.real_batch_size: 0)",
+                    )
+                ]
+            )
+        return self

@@ -144,6 +144,15 @@ def annotate_pair(
     return out
 
 
+def generic_pair_reason(preference: str) -> str:
+    """The reason given for a preference the oracle's own comparison does not support."""
+    if preference == "A":
+        return "Video A is better on this dimension."
+    if preference == "B":
+        return "Video B is better on this dimension."
+    return "The two clips are alike here."
+
+
 @dataclass(frozen=True)
 class PointLabel:
     """A voted pointwise label. `verdict` is None when no verdict has a strict majority."""
@@ -190,7 +199,16 @@ class SeedLabels:
     raw_pair: tuple[RawLabel, ...]
 
 
-def _vote(labels: list[str]) -> tuple[str | None, tuple[tuple[str, int], ...], float]:
+def majority_vote(labels: Sequence[str]) -> tuple[str | None, tuple[tuple[str, int], ...], float]:
+    """Strict-majority vote over one item's labels (the seed builder's and the studio's rule).
+
+    Args:
+        labels: one label per annotator, in annotator order (ties in the counts keep first-seen order).
+
+    Returns:
+        (winner, or None when no label has more than half the votes; (label, count) most votes first;
+        share of the most common label).
+    """
     counts = Counter(labels).most_common()
     top, top_n = counts[0]
     winner = top if top_n * 2 > len(labels) else None
@@ -226,7 +244,7 @@ def build_seed_labels(
         for dim in DIMENSIONS:
             raw_point.append(RawLabel(item_id, "oracle", dim, oracle[dim].verdict))
             raw_point.extend(RawLabel(item_id, who, dim, j[dim].verdict) for who, j in given.items())
-            winner, votes, agreement = _vote([j[dim].verdict for j in given.values()])
+            winner, votes, agreement = majority_vote([j[dim].verdict for j in given.values()])
             reason = next((j[dim].reason for j in given.values() if j[dim].verdict == winner), "")
             point.append(PointLabel(item_id, dim, winner, reason, votes, agreement, winner is not None))
     for item_id, frames_a, frames_b, prompt in pair_items:
@@ -239,18 +257,10 @@ def build_seed_labels(
         for dim in DIMENSIONS:
             raw_pair.append(RawLabel(item_id, "oracle", dim, oracle_pair[dim].preference))
             raw_pair.extend(RawLabel(item_id, who, dim, p[dim]) for who, p in given.items())
-            winner, votes, agreement = _vote([p[dim] for p in given.values()])
+            winner, votes, agreement = majority_vote([p[dim] for p in given.values()])
             reason = oracle_pair[dim].reason if winner == oracle_pair[dim].preference else ""
             if winner is not None and not reason:
-                reason = (
-                    "Video A is better on this dimension."
-                    if winner == "A"
-                    else (
-                        "Video B is better on this dimension."
-                        if winner == "B"
-                        else "The two clips are alike here."
-                    )
-                )
+                reason = generic_pair_reason(winner)
             pair.append(PairLabel(item_id, dim, winner, reason, votes, agreement, winner is not None))
     return SeedLabels(tuple(point), tuple(pair), tuple(raw_point), tuple(raw_pair))
 

@@ -1,10 +1,11 @@
 """Config section `loop`: Dual-IPO rounds (prompts, labelling mode, critic refresh, overlap, tracking)."""
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from ipo_ray.config.base import Section
+from ipo_ray.config.base import Section, raise_problems
+from ipo_ray.config.prompts import PromptLlmConfig
 
 
 class SrpoConfig(Section):
@@ -44,6 +45,34 @@ class SrpoConfig(Section):
     heldout_seed: int = Field(
         1007, ge=0, description="Seed of the held-out seed set; differs from the critic's training set."
     )
+    preference_loss: bool = Field(
+        False,
+        description="Add Dual-IPO's SRPO loss: DPO on the critic's own sampled answers, those reaching the "
+        "voted verdict preferred over the rest, reference = the critic before the refresh (critic/srpo.py).",
+    )
+    beta: float = Field(0.1, gt=0, description="β of the SRPO loss (DPO's KL weight on answer log-probs).")
+    preference_weight: float = Field(
+        1.0, ge=0, description="Weight of the SRPO loss beside the SFT loss on the voted labels."
+    )
+    pairs_per_question: int = Field(
+        4, ge=1, description="SRPO pairs (voted-verdict answer, dissenting answer) per question at most."
+    )
+    pairs_per_step: int = Field(
+        16, ge=1, description="SRPO pairs per step, summed over workers (a multiple of workers)."
+    )
+
+    @model_validator(mode="after")
+    def _check_pairs_split(self) -> Self:
+        if self.preference_loss and self.pairs_per_step % self.workers:
+            raise_problems(
+                [
+                    (
+                        "pairs_per_step",
+                        f"must be a multiple of workers ({self.workers}), got {self.pairs_per_step}",
+                    )
+                ]
+            )
+        return self
 
 
 class LoopConfig(Section):
@@ -51,9 +80,18 @@ class LoopConfig(Section):
 
     rounds: int = Field(3, ge=1, description="Rounds of generate → label → align → evaluate → refresh.")
     prompts_per_round: int = Field(32, ge=1, description="Fresh prompts sampled each round.")
+    prompt_source: Literal["world", "file", "llm"] = Field(
+        "world",
+        description="Where each round's prompts come from: the world's grammar, a prompts table "
+        "(prompts_file), or categories expanded by an instruct LLM on vLLM (prompt_llm; non-world "
+        "generator backends).",
+    )
     prompts_file: str | None = Field(
         None,
-        description="A prompts table (Parquet) to draw each round's prompts from; null = the world grammar.",
+        description="prompt_source file: the prompts table (Parquet) each round's prompts are drawn from.",
+    )
+    prompt_llm: PromptLlmConfig = Field(
+        default_factory=PromptLlmConfig, description="prompt_source llm: the expander's model and sampling."
     )
     label_mode: Literal["pointwise", "pairwise"] = Field(
         "pointwise",
@@ -85,3 +123,20 @@ class LoopConfig(Section):
     )
     experiment: str = Field("ipo-ray", min_length=1, description="MLflow experiment name.")
     video_grid_prompts: int = Field(4, ge=0, description="Prompts shown in each round's video grid artifact.")
+
+    @model_validator(mode="after")
+    def _check_prompt_source(self) -> Self:
+        problems: list[tuple[str, str]] = []
+        if self.prompt_source == "file" and self.prompts_file is None:
+            problems.append(("prompts_file", "prompt_source file needs the path of a prompts table"))
+        if self.prompt_source != "file" and self.prompts_file is not None:
+            problems.append(
+                (
+                    "prompt_source",
+                    f"is {self.prompt_source!r} but prompts_file is set; set prompt_source: file",
+                )
+            )
+        if self.prompt_source == "llm" and self.prompt_llm.model is None:
+            problems.append(("prompt_llm.model", "prompt_source llm needs an instruct-LLM checkpoint folder"))
+        raise_problems(problems)
+        return self

@@ -213,6 +213,22 @@ class Config(Section):
     seed: Seed = Field(0, description="Global seed for everything not seeded by a section of its own.")
 
     @model_validator(mode="after")
+    def _check_prompt_source(self) -> Self:
+        # World candidates are scored by the oracle against each prompt's structured spec, which
+        # only the world's grammar writes.
+        if self.generator.backend == "world" and self.loop.prompt_source == "llm":
+            raise_problems(
+                [
+                    (
+                        "loop.prompt_source",
+                        "llm prompts have no world spec for the oracle; use world (or file) with the "
+                        "world backend, or a cogvideox/wan generator.backend",
+                    )
+                ]
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_real_videos(self) -> Self:
         # Only the world can make its own real videos (its web set); other backends need a table.
         if self.generator.backend != "world" and self.align.uses_real and self.align.real_videos is None:
@@ -222,6 +238,21 @@ class Config(Section):
                         "align.real_videos",
                         f"the {self.generator.backend!r} backend needs a real_videos table for the λ2 "
                         "term; give its path, or set align.lambda_real: 0 (or align.real_batch_size: 0)",
+                    )
+                ]
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_srpo_samples(self) -> Self:
+        # With one sample per question no answer can dissent from the vote: the loss would get no pairs.
+        if self.loop.srpo.preference_loss and self.critic.samples < 2:
+            raise_problems(
+                [
+                    (
+                        "loop.srpo.preference_loss",
+                        f"needs critic.samples >= 2 to pair answers that reach the vote with answers "
+                        f"that do not, got {self.critic.samples}; raise critic.samples or turn it off",
                     )
                 ]
             )

@@ -64,6 +64,9 @@ class SftExample:
         caption: The prompt the video(s) were generated from.
         verdict: Good/Normal/Bad or A/B/tie.
         reason: One sentence, possibly empty.
+        cot: Ask the question with chain-of-thought (as the critic app does under
+            ``critic.chain_of_thought``); the SRPO loss scores sampled answers under the question
+            they were sampled from. SFT targets are direct answers, so labels leave it False.
     """
 
     label_id: str
@@ -73,6 +76,7 @@ class SftExample:
     caption: str
     verdict: str
     reason: str
+    cot: bool = False
 
     @property
     def item(self) -> tuple[str, ...]:
@@ -80,11 +84,11 @@ class SftExample:
         return self.video_paths
 
     def question(self) -> str:
-        """The templated question text (no chain-of-thought: the critic answers directly)."""
+        """The templated question text (chain-of-thought asked for exactly when `cot`)."""
         if self.kind == "describe":
             return DESCRIBE_QUESTION
         make = pointwise_question if self.kind == "pointwise" else pairwise_question
-        return make(self.caption, self.dimension)  # type: ignore[arg-type]
+        return make(self.caption, self.dimension, self.cot)  # type: ignore[arg-type]
 
     def answer(self, with_reasons: bool = True) -> str:
         """The target text; verdict only when `with_reasons` is False (LiFT Table 2's ablation).
@@ -211,6 +215,7 @@ def encode(
     frames: Sequence[np.ndarray],
     with_answer: bool = True,
     with_reasons: bool = True,
+    answer: str | None = None,
 ) -> Encoded:
     """Tokenises one example: the prompt exactly as the backends render it, then the answer tokens.
 
@@ -224,6 +229,8 @@ def encode(
         frames: One uint8 (T, H, W, 3) array per video of the example.
         with_answer: Append the answer and build labels; False gives the prompt alone (evaluation).
         with_reasons: Answer with the reason (see `SftExample.answer`).
+        answer: Answer text to append instead of the example's own (a sampled critic answer,
+            for the SRPO loss); None = `example.answer(with_reasons)`.
     """
     tokenizer = processor.tokenizer
     prompt = render_prompt(tokenizer, example.question(), len(example.video_paths))
@@ -231,8 +238,9 @@ def encode(
     ids, types = enc["input_ids"][0], enc["mm_token_type_ids"][0]
     labels = None
     if with_answer:
-        answer = tokenizer.encode(example.answer(with_reasons), add_special_tokens=False)
-        answer_ids = torch.tensor([*answer, tokenizer.convert_tokens_to_ids(IM_END)], dtype=ids.dtype)
+        text = example.answer(with_reasons) if answer is None else answer
+        tokens = tokenizer.encode(text, add_special_tokens=False)
+        answer_ids = torch.tensor([*tokens, tokenizer.convert_tokens_to_ids(IM_END)], dtype=ids.dtype)
         labels = torch.cat([torch.full_like(ids, IGNORE), answer_ids])
         ids = torch.cat([ids, answer_ids])
         types = torch.cat([types, torch.zeros_like(answer_ids)])
@@ -321,10 +329,35 @@ def answer_loss(
         batch: From `collate`, with ``labels``.
         verdict_weight: See `answer_weights`.
     """
+    logits, targets, predicts = _answer_logits(model, batch)
+    weights = answer_weights(batch["labels"], verdict_weight)
+    return answer_loss_sum(logits, targets[predicts], weights[predicts]), float(weights.sum())
+
+
+def answer_logps(model: Qwen2VLForConditionalGeneration, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each sequence's summed answer-token log-probability, log p(answer | video, question).
+
+    The closing ``<|im_end|>`` is one of the answer tokens, as in `answer_loss`.
+
+    Args:
+        model: The critic.
+        batch: From `collate`, with ``labels``.
+
+    Returns:
+        (B,) float32 sums over each row's answer tokens (differentiable).
+    """
+    logits, targets, predicts = _answer_logits(model, batch)
+    token_logps = -F.cross_entropy(logits.float(), targets[predicts], reduction="none")  # (N,)
+    rows = predicts.nonzero()[:, 0]  # (N,) the batch row of each predicted token
+    return torch.zeros(predicts.shape[0], dtype=token_logps.dtype).index_add(0, rows, token_logps)
+
+
+def _answer_logits(
+    model: Qwen2VLForConditionalGeneration, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logits (N, V) at the N answer-predicting positions, targets (B, L−1), mask (B, L−1))."""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     hidden = model.model(**inputs).last_hidden_state  # (B, L, H)
     targets = batch["labels"][:, 1:]
-    weights = answer_weights(batch["labels"], verdict_weight)
     predicts = targets != IGNORE  # (B, L-1): position i predicts token i+1
-    logits = model.lm_head(hidden[:, :-1][predicts])
-    return answer_loss_sum(logits, targets[predicts], weights[predicts]), float(weights.sum())
+    return model.lm_head(hidden[:, :-1][predicts]), targets, predicts

@@ -1,6 +1,7 @@
 """Critic SFT training: one plain-torch function, run in-process or by Ray Train workers.
 
-`train_critic` is the whole loop (IPO Eq. 1, answer tokens only): it reads a labels table, splits
+`train_critic` is the whole loop (IPO Eq. 1, answer tokens only, plus the optional SRPO loss on the
+critic's own sampled answers, `srpo.py`/`srpo_train.py`): it reads a labels table, splits
 off held-out items, trains the critic folder it starts from (all weights, or LoRA adapters merged
 on save), evaluates held-out first-token verdicts every ``eval_every`` steps, and writes a
 versioned checkpoint folder that `load_critic` and `VllmBackend` both load. `fit_with_ray` runs the
@@ -42,6 +43,8 @@ from ipo_ray.critic.sft import (
     examples_from_labels,
     split_held_out,
 )
+from ipo_ray.critic.srpo import read_pairs
+from ipo_ray.critic.srpo_train import SrpoStepStats, srpo_metrics, srpo_term
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.world.render import RenderSettings
 
@@ -77,6 +80,11 @@ class TrainPlan:
         threads: torch threads per worker.
         prompts_path: A world prompts table to judge held-out rows with the oracle; None = no oracle.
         render: `RenderSettings` fields of the world those clips come from (with `prompts_path`).
+        srpo_pairs_path: SRPO pairs (`srpo.write_pairs`) whose loss is added to the SFT loss; None =
+            SFT only. The reference is the critic at `init_dir`.
+        srpo_beta: SRPO β (`srpo.srpo_loss`).
+        srpo_weight: Weight of the SRPO loss (mean over the step's pairs) beside the SFT loss.
+        srpo_pairs_per_step: Global pairs per step (fewer when fewer exist; a multiple of the workers).
     """
 
     init_dir: str
@@ -103,6 +111,10 @@ class TrainPlan:
     threads: int = 1
     prompts_path: str | None = None
     render: dict[str, Any] = field(default_factory=dict)
+    srpo_pairs_path: str | None = None
+    srpo_beta: float = 0.1
+    srpo_weight: float = 1.0
+    srpo_pairs_per_step: int = 16
 
 
 def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
@@ -145,17 +157,30 @@ def train_critic(
         raise ValueError(f"{len(train)} training rows for {num_labels} label rows a batch: too few labels")
     # Describe examples are indexed after the label rows: index i ≥ len(train) is pool[i].
     pool = train + (describe_examples(train) if num_describe else [])
-    describe_order = _describe_order(len(pool) - len(train), num_describe, plan.seed)
+    describe_order = _batch_order(len(pool) - len(train), num_describe, plan.seed, 1, "describe rows")
     model, processor = load_critic(plan.init_dir)
     core = model  # the Qwen2-VL whose modules LoRA (if any) wraps in place
+    frames = FrameCache(plan.num_frames)
+    pad, merge = processor.tokenizer.pad_token_id, core.config.vision_config.spatial_merge_size
+    srpo = None
+    if plan.srpo_pairs_path is not None:
+        if plan.srpo_weight < 0 or plan.srpo_pairs_per_step < 1:
+            raise ValueError(
+                f"srpo_weight must be >= 0 and srpo_pairs_per_step >= 1, got {plan.srpo_weight}, "
+                f"{plan.srpo_pairs_per_step}"
+            )
+        train_ids = {e.label_id for e in train}  # pairs of held-out questions are dropped, like their labels
+        pairs = [p for p in read_pairs(plan.srpo_pairs_path) if p.example.label_id in train_ids]
+        srpo = srpo_term(pairs, plan.srpo_beta, core, processor, frames, rank, world_size)
+    srpo_per_step = min(plan.srpo_pairs_per_step, len(srpo.pairs)) // world_size * world_size if srpo else 0
+    srpo_order = _batch_order(len(srpo.pairs) if srpo else 0, srpo_per_step, plan.seed, 2, "SRPO pairs")
+    srpo_stats: list[SrpoStepStats] = []
     if plan.lora:
         model = _with_lora(model, plan)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
-    frames = FrameCache(plan.num_frames)
     cache: dict[int, Any] = {}
-    pad, merge = processor.tokenizer.pad_token_id, core.config.vision_config.spatial_merge_size
 
     def batch_of(indices: np.ndarray) -> dict[str, torch.Tensor]:
         for i in indices:
@@ -177,6 +202,8 @@ def train_critic(
             "train/minutes": (time.perf_counter() - start) / 60,
             "train/loss": float(np.mean(losses[-plan.eval_every :])) if losses else float("nan"),
         }
+        if srpo is not None:
+            metrics |= srpo_metrics(srpo_stats[-plan.eval_every :], len(srpo.pairs))
         if evaluator is not None:
             core.eval()
             metrics |= evaluator(core, processor)
@@ -208,7 +235,15 @@ def train_critic(
             for group in opt.param_groups:
                 group["lr"] = plan.lr * lr_factor(step, float(sync[2]), plan.warmup_steps)
             loss_sum, _ = answer_loss(core, batch, plan.verdict_weight)
-            (loss_sum / sync[0].item()).backward()
+            loss = loss_sum / sync[0].item()
+            if srpo is not None and srpo_per_step:
+                # The step's global pair batch, the same on every rank; this rank takes its slice.
+                step_pairs = next(srpo_order)
+                share = srpo_per_step // world_size
+                term, stats = srpo.step(core, step_pairs[rank * share : (rank + 1) * share], srpo_per_step)
+                loss = loss + plan.srpo_weight * term
+                srpo_stats.append(stats)
+            loss.backward()
             if world_size > 1:
                 _all_reduce_grads(params)
             opt.step()
@@ -220,19 +255,21 @@ def train_critic(
         epoch += 1
 
 
-def _describe_order(pool_size: int, per_step: int, seed: int) -> Iterator[np.ndarray]:
-    """Endless batches of `per_step` describe indices in [0, pool_size), reshuffled every pass.
+def _batch_order(pool_size: int, per_step: int, seed: int, stream: int, what: str) -> Iterator[np.ndarray]:
+    """Endless batches of `per_step` indices in [0, pool_size), reshuffled every pass.
 
     Every worker draws the same sequence (same seed), so the global batch is the same on all ranks.
+    `stream` keeps the describe rows (1) and SRPO pairs (2) on independent shuffles; `what` names
+    the items in the error.
     """
     if per_step == 0:
         while True:
             yield np.zeros(0, dtype=np.int64)
     if pool_size < per_step:
-        raise ValueError(f"{pool_size} training videos for {per_step} describe rows a batch")
+        raise ValueError(f"{pool_size} {what} for {per_step} {what} a batch")
     passes = 0
     while True:
-        order = np.random.default_rng([seed, 1, passes]).permutation(pool_size)
+        order = np.random.default_rng([seed, stream, passes]).permutation(pool_size)
         for first in range(0, pool_size - per_step + 1, per_step):
             yield order[first : first + per_step]
         passes += 1

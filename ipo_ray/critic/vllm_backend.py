@@ -36,6 +36,28 @@ from ipo_ray.critic.tokenizer import render_prompt
 INCOMPLETE_CHAR = "\ufffd"  # what byte-level BPE decoding shows for an unfinished UTF-8 sequence
 
 
+def start_engine(
+    model: str | os.PathLike[str],
+    kv_cache_gib: int | None = None,
+    enforce_eager: bool = True,
+    **engine_kwargs: Any,
+) -> LLM:
+    """A synchronous vLLM engine on a local folder (or a hub id where a hub is reachable).
+
+    Args:
+        model: Checkpoint folder or hub id.
+        kv_cache_gib: When given, the CPU settings of the module docstring become the defaults of
+            this process (``VLLM_CPU_KVCACHE_SPACE`` and an in-process engine); variables already
+            set win. vLLM reads them when the engine starts; a GPU engine ignores the KV-cache one.
+        enforce_eager: No CUDA graphs / compilation; required for quick starts on CPU.
+        engine_kwargs: Further `vllm.LLM` arguments (dtype, max_model_len, seed, block_size, ...).
+    """
+    if kv_cache_gib is not None:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    return LLM(model=str(model), enforce_eager=enforce_eager, **engine_kwargs)
+
+
 class VllmBackend:
     """Samples critic answers with a vLLM engine on a local critic folder.
 
@@ -62,8 +84,8 @@ class VllmBackend:
     ) -> None:
         self.sampling = sampling or SamplingConfig()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.engine = LLM(
-            model=str(path),
+        self.engine = start_engine(
+            path,
             dtype=dtype,
             max_model_len=max_model_len,
             enforce_eager=enforce_eager,

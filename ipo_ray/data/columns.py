@@ -60,3 +60,9 @@ PROMPT_EMBEDS_PATH: Final = "prompt_embeds_path"
 REWARD: Final = "reward"
 DESIRABLE: Final = "desirable"
 PASSES: Final = "passes"
+
+# Critic answers (every sampled answer behind a label; the SRPO loss's chosen/rejected texts).
+ANSWER_ID: Final = "answer_id"
+SAMPLE_INDEX: Final = "sample_index"
+ANSWER_TEXT: Final = "answer_text"
+ANSWER_VERDICT: Final = "answer_verdict"

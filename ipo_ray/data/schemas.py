@@ -1,9 +1,10 @@
 """The pyarrow schemas of every table a stage reads or writes, and helpers to build conforming tables.
 
-Six kinds of table flow through a round:
+Seven kinds of table flow through a round:
 
-- ``prompts``: one row per prompt; ``spec_json`` holds the structured prompt spec (world prompts) or is
-  null (prompts from elsewhere).
+- ``prompts``: one row per prompt; ``spec_json`` holds the structured prompt spec (world prompts), the
+  categories and sampling setting an LLM-expanded prompt came from (`ipo_ray.loop.prompt_expander`),
+  or is null (prompts from elsewhere).
 - ``candidates``: one row per generated video; the seed and generator version make it reproducible.
 - ``labels``: one row per (judged item, dimension). ``kind`` is ``pointwise`` (one video, verdict
   Good/Normal/Bad) or ``pairwise`` (videos A and B, verdict A/B/tie; ``video_id_b``/``video_path_b``
@@ -15,6 +16,11 @@ Six kinds of table flow through a round:
 - ``real_videos``: real clips with their captions for the NLL regulariser (IPO Eq. 9, LiFT Eq. 3);
   ``latent_path`` and ``prompt_embeds_path`` are null until the clips are encoded
   (`ipo_ray.generator.real.encode_real_videos`).
+- ``critic_answers``: one row per sampled answer of a critic question (the n chain-of-thought samples
+  behind a label): ``label_id`` names the question (the labels table's id, also for questions that
+  got no majority and so have no label row), ``answer_text`` is the raw text, ``answer_verdict``
+  the parsed verdict or null when unparseable. The SRPO loss pairs these texts
+  (`ipo_ray.critic.srpo`).
 
 Votes are six int32 columns, one per possible answer (``votes_good``, ``votes_normal``, ``votes_bad``
 for pointwise rows; ``votes_a``, ``votes_b``, ``votes_tie`` for pairwise rows); the other kind's three
@@ -48,6 +54,7 @@ class TableKind(StrEnum):
     PAIRS = "pairs"
     REAL_VIDEOS = "real_videos"
     SAMPLES = "samples"
+    CRITIC_ANSWERS = "critic_answers"
 
 
 LabelKind = Literal["pointwise", "pairwise"]
@@ -157,6 +164,15 @@ _SCHEMAS: Final[dict[TableKind, pa.Schema]] = {
             _required(col.ROUND, pa.int32()),
         ]
     ),
+    TableKind.CRITIC_ANSWERS: pa.schema(
+        [
+            _required(col.ANSWER_ID, pa.string()),
+            _required(col.LABEL_ID, pa.string()),
+            _required(col.SAMPLE_INDEX, pa.int32()),
+            _required(col.ANSWER_TEXT, pa.string()),
+            _optional(col.ANSWER_VERDICT, pa.string()),
+        ]
+    ),
 }
 
 # The column whose values must be unique within a table (and across the parts of one table).
@@ -167,6 +183,7 @@ PRIMARY_KEYS: Final[dict[TableKind, str]] = {
     TableKind.PAIRS: col.PAIR_ID,
     TableKind.REAL_VIDEOS: col.VIDEO_ID,
     TableKind.SAMPLES: col.CANDIDATE_ID,
+    TableKind.CRITIC_ANSWERS: col.ANSWER_ID,
 }
 
 

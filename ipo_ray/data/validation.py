@@ -57,6 +57,8 @@ _NON_EMPTY: dict[TableKind, tuple[str, ...]] = {
         col.LATENT_PATH,
         col.PROMPT_EMBEDS_PATH,
     ),
+    # answer_text may be empty: an empty sample is a real (unparseable) answer.
+    TableKind.CRITIC_ANSWERS: (col.ANSWER_ID, col.LABEL_ID),
 }
 
 
@@ -292,6 +294,17 @@ def _check_samples(table: pa.Table, kind: TableKind) -> None:
     check(col.ROUND, pc.less(table[col.ROUND], 0), "is negative; rounds count from 0")
 
 
+def _check_critic_answers(table: pa.Table, kind: TableKind) -> None:
+    check = _checker(table, kind)
+    check(col.SAMPLE_INDEX, pc.less(table[col.SAMPLE_INDEX], 0), "is negative; samples count from 0")
+    every = tuple(a for answers in ANSWERS.values() for a in answers)
+    check(
+        col.ANSWER_VERDICT,
+        pc.and_(pc.is_valid(table[col.ANSWER_VERDICT]), _not_in(table[col.ANSWER_VERDICT], every)),
+        f"is not an answer {every}; write null for an unparseable sample",
+    )
+
+
 def _no_domain_checks(table: pa.Table, kind: TableKind) -> None:
     del table, kind  # real videos have no domain beyond the schema and non-empty paths
 
@@ -303,4 +316,5 @@ _DOMAIN_CHECKS = {
     TableKind.PAIRS: _check_pairs,
     TableKind.REAL_VIDEOS: _no_domain_checks,
     TableKind.SAMPLES: _check_samples,
+    TableKind.CRITIC_ANSWERS: _check_critic_answers,
 }

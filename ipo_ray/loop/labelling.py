@@ -4,9 +4,11 @@ Pointwise mode asks ``/v1/score`` once per candidate (all three dimensions, n sa
 pairwise mode asks ``/v1/compare`` for every pair of a prompt's candidates (a round robin). Requests
 run concurrently from a thread pool; the client caps how many are in flight and retries with backoff.
 
-Two products: the labels table (one row per candidate or pair and dimension that has a majority
-verdict; judgements without a majority are counted, not guessed) and every judgement's vote counts,
-majority or not, from which `preferences` computes rewards.
+Three products: the labels table (one row per candidate or pair and dimension that has a majority
+verdict; judgements without a majority are counted, not guessed); every judgement's vote counts,
+majority or not, from which `preferences` computes rewards; and the critic-answers table, every
+sampled answer's text and parsed verdict, from which the SRPO loss pairs the critic's own answers
+(`ipo_ray.critic.srpo`).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +44,7 @@ class Labelled:
 
     Attributes:
         labels: Labels table rows with a majority verdict.
+        answers: Critic-answers table: the n sampled answers of every judgement, majority or not.
         point_votes: Candidate id → dimension → votes (pointwise mode).
         pair_votes: (candidate A, candidate B, dimension → votes) per comparison (pairwise mode).
         no_majority: Judgements (item × dimension) without a majority.
@@ -50,6 +53,7 @@ class Labelled:
     """
 
     labels: pa.Table
+    answers: pa.Table
     point_votes: dict[str, Votes]
     pair_votes: list[tuple[str, str, Votes]]
     no_majority: int
@@ -73,7 +77,7 @@ def label_pointwise(
     paths = [str((video_root / r[col.VIDEO_PATH]).resolve()) for r in rows]
     with ThreadPoolExecutor(max_workers) as pool:
         responses = list(pool.map(score, paths, [r[col.PROMPT] for r in rows]))
-    labels, votes, counts = [], {}, _Counts()
+    labels, votes, counts, answers = [], {}, _Counts(), []
     for row, path, response in zip(rows, paths, responses, strict=True):
         cid = row[col.CANDIDATE_ID]
         votes[cid] = {}
@@ -81,12 +85,19 @@ def label_pointwise(
             judgement = response["dimensions"][dim]
             votes[cid][dim] = dict(judgement["votes"])
             counts.add(judgement)
+            answers += _answer_rows(question_id(cid, None, dim), judgement)
             if judgement["verdict"] is not None:
                 labels.append(
                     _label_row("pointwise", cid, path, None, None, row[col.PROMPT], dim, judgement, version)
                 )
     return Labelled(
-        make_table(labels, "labels"), votes, [], counts.no_majority, counts.unparseable, counts.samples
+        make_table(labels, "labels"),
+        make_table(answers, "critic_answers"),
+        votes,
+        [],
+        counts.no_majority,
+        counts.unparseable,
+        counts.samples,
     )
 
 
@@ -105,13 +116,14 @@ def label_pairwise(
     path = lambda r: str((video_root / r[col.VIDEO_PATH]).resolve())  # noqa: E731
     with ThreadPoolExecutor(max_workers) as pool:
         responses = list(pool.map(lambda ab: compare(path(ab[0]), path(ab[1]), ab[0][col.PROMPT]), jobs))
-    labels, pair_votes, counts = [], [], _Counts()
+    labels, pair_votes, counts, answers = [], [], _Counts(), []
     for (a, b), response in zip(jobs, responses, strict=True):
         votes: Votes = {}
         for dim in DIMENSIONS:
             judgement = response["dimensions"][dim]
             votes[dim] = dict(judgement["votes"])
             counts.add(judgement)
+            answers += _answer_rows(question_id(a[col.CANDIDATE_ID], b[col.CANDIDATE_ID], dim), judgement)
             if judgement["verdict"] is not None:
                 labels.append(
                     _label_row(
@@ -128,7 +140,13 @@ def label_pairwise(
                 )
         pair_votes.append((a[col.CANDIDATE_ID], b[col.CANDIDATE_ID], votes))
     return Labelled(
-        make_table(labels, "labels"), {}, pair_votes, counts.no_majority, counts.unparseable, counts.samples
+        make_table(labels, "labels"),
+        make_table(answers, "critic_answers"),
+        {},
+        pair_votes,
+        counts.no_majority,
+        counts.unparseable,
+        counts.samples,
     )
 
 
@@ -142,6 +160,26 @@ class _Counts:
         self.samples += judgement["samples"]
 
 
+def question_id(video_id: str, video_id_b: str | None, dimension: str) -> str:
+    """The id of one question (video or pair, dimension): its label row's id and its answers' key."""
+    suffix = f"__{video_id_b}" if video_id_b else ""
+    return f"{video_id}{suffix}__{dimension}"
+
+
+def _answer_rows(label_id: str, judgement: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Critic-answers rows of one judgement's n samples (the app's ``answers``, in sample order)."""
+    return [
+        {
+            col.ANSWER_ID: f"{label_id}__{i}",
+            col.LABEL_ID: label_id,
+            col.SAMPLE_INDEX: i,
+            col.ANSWER_TEXT: answer["text"],
+            col.ANSWER_VERDICT: answer["verdict"],
+        }
+        for i, answer in enumerate(judgement["answers"])
+    ]
+
+
 def _label_row(
     kind: str,
     video_id: str,
@@ -153,12 +191,11 @@ def _label_row(
     judgement: Mapping[str, Any],
     version: str,
 ) -> dict[str, Any]:
-    suffix = f"__{video_id_b}" if video_id_b else ""
     row: dict[str, Any] = dict.fromkeys(_VOTE_COLUMN.values(), 0)
     for answer, count in judgement["votes"].items():
         row[_VOTE_COLUMN[answer]] = count
     return row | {
-        col.LABEL_ID: f"{video_id}{suffix}__{dimension}",
+        col.LABEL_ID: question_id(video_id, video_id_b, dimension),
         col.KIND: kind,
         col.VIDEO_ID: video_id,
         col.VIDEO_PATH: video_path,

@@ -7,6 +7,11 @@ Train (`ipo_ray.critic.train_loop.fit_with_ray`); both critics are scored on a h
 held-out accuracy drops by more than ``loop.srpo.keep_tolerance``, and is then registered in the
 running critic app, which loads it beside the old one while requests keep being answered.
 
+With ``loop.srpo.preference_loss`` the fine-tuning adds the SRPO loss (`ipo_ray.critic.srpo`): of each
+confident question's sampled answers (the label stage's ``answers.parquet``), those reaching the voted
+verdict are preferred over the others, against the critic before the refresh. Its pairs are written
+to ``srpo_pairs.json``; ``critic/srpo/{loss,accuracy,margin,pairs}`` join the stage's metrics.
+
 Trigger (``loop.srpo.trigger``): every round; only when held-out disagreement exceeds the threshold;
 or never (the frozen-critic arm of the ablation).
 """
@@ -23,6 +28,7 @@ from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdi
 from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.serve.versions import register_version
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
+from ipo_ray.critic.srpo import srpo_pairs, write_pairs
 from ipo_ray.critic.train_loop import TrainPlan, fit_with_ray
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_table, write_table
@@ -88,6 +94,7 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
     if pseudo.num_rows < srpo.batch_size:
         return StageResult(metrics | {"refreshed": 0})
     write_table(pseudo, out / "pseudo_labels.parquet", "labels")
+    pairs_path = _write_srpo_pairs(ctx, pseudo, out) if srpo.preference_loss else None
     version = f"critic-r{ctx.round}"
     plan = TrainPlan(
         init_dir=str(ctx.critic_path),
@@ -106,10 +113,15 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
         held_out=0.0,
         eval_every=srpo.steps,  # one checkpoint, at the end
         seed=ctx.cfg.seed + ctx.round,
+        srpo_pairs_path=str(pairs_path) if pairs_path else None,
+        srpo_beta=srpo.beta,
+        srpo_weight=srpo.preference_weight,
+        srpo_pairs_per_step=srpo.pairs_per_step,
     )
     # A killed worker restarts the (short) refresh from the current critic.
     storage = str((out / "ray").resolve())
-    _fit_with_retry(plan, srpo.workers, srpo.cpus_per_worker, storage, version)
+    trained = _fit_with_retry(plan, srpo.workers, srpo.cpus_per_worker, storage, version)
+    metrics |= {k: v for k, v in trained.items() if k.startswith(("train/loss", "critic/srpo/"))}
     after = evaluate_critic(ctx, out / "critic", heldout)
     metrics |= {f"after/{k}": v for k, v in after.items()}
     if _headline(after) < _headline(before) - srpo.keep_tolerance:
@@ -120,7 +132,28 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
     )
 
 
-def _fit_with_retry(plan: TrainPlan, workers: int, cpus: float, storage: str, version: str) -> None:
+def _write_srpo_pairs(ctx: RoundContext, pseudo: pa.Table, out: Path) -> Path:
+    """The SRPO pairs of the round's confident labels, from the label stage's sampled answers."""
+    answers_path = ctx.dir(LABEL) / "answers.parquet"
+    if not answers_path.exists():
+        raise FileNotFoundError(
+            f"{answers_path}: no sampled answers for loop.srpo.preference_loss (the label stage of runs "
+            "made before the SRPO loss existed did not keep them); start a new run, or set "
+            "loop.srpo.preference_loss=false"
+        )
+    pairs = srpo_pairs(
+        pseudo,
+        read_table(answers_path, "critic_answers"),
+        ctx.cfg.critic.certainty_threshold,
+        ctx.cfg.loop.srpo.pairs_per_question,
+        ctx.cfg.critic.chain_of_thought,
+    )
+    return write_pairs(out / "srpo_pairs.json", pairs)
+
+
+def _fit_with_retry(
+    plan: TrainPlan, workers: int, cpus: float, storage: str, version: str
+) -> dict[str, float]:
     """Runs the refresh on Ray Train, once more if the run fails as a whole.
 
     Ray Train restarts a worker group whose worker dies while training (``max_failures``), but a
@@ -131,9 +164,9 @@ def _fit_with_retry(plan: TrainPlan, workers: int, cpus: float, storage: str, ve
     for attempt in range(REFRESH_ATTEMPTS):
         name = version if attempt == 0 else f"{version}-retry{attempt}"
         try:
-            fit_with_ray(plan, workers, cpus, storage, name=name, max_failures=2)
-            return
+            return fit_with_ray(plan, workers, cpus, storage, name=name, max_failures=2)
         except ray.train.ControllerError as error:
             if attempt == REFRESH_ATTEMPTS - 1:
                 raise
             log.warning("critic refresh %s failed (%s); running it again", version, error)
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -27,7 +27,7 @@ from ipo_ray.generator.world_model import DEFAULT_CHECKPOINT
 from ipo_ray.loop.evaluation import benchmark_generator, critic_agreement, oracle_scores, pair_accuracy
 from ipo_ray.loop.labelling import label_pairwise, label_pointwise
 from ipo_ray.loop.preferences import best_worst_pairs, borda_rewards, candidate_reward, samples_table
-from ipo_ray.loop.prompts import file_prompts, world_prompts
+from ipo_ray.loop.prompts import file_prompts, llm_prompts, world_prompts
 from ipo_ray.loop.run_dir import RunDir
 from ipo_ray.world.build import render_settings
 
@@ -98,13 +98,18 @@ def base_generator_path(cfg: Config) -> Path:
 def prompts_stage(ctx: RoundContext) -> StageResult:
     """Fresh prompts for the round (`ipo_ray.loop.prompts`)."""
     loop = ctx.cfg.loop
-    if loop.prompts_file:
+    metrics: dict[str, Any] = {}
+    if loop.prompt_source == "file":
+        assert loop.prompts_file is not None  # the config refuses source file without one
         table = file_prompts(loop.prompts_file, loop.prompts_per_round, ctx.cfg.seed, ctx.round)
+    elif loop.prompt_source == "llm":
+        table, stats = llm_prompts(loop.prompt_llm, loop.prompts_per_round, ctx.round)
+        metrics = {f"llm_{name}": value for name, value in stats.items()}
     else:
         table = world_prompts(loop.prompts_per_round, ctx.cfg.seed, ctx.round)
     path = ctx.dir(PROMPTS) / "prompts.parquet"
     write_table(table, path, "prompts")
-    return StageResult({"prompts": table.num_rows}, {"prompts": ctx.run.relative(path)})
+    return StageResult({"prompts": table.num_rows} | metrics, {"prompts": ctx.run.relative(path)})
 
 
 def round_prompts(ctx: RoundContext) -> pa.Table:
@@ -195,6 +200,7 @@ def label_stage(ctx: RoundContext) -> StageResult:
             version,
         )
     write_table(labelled.labels, out / "labels.parquet", "labels")
+    write_table(labelled.answers, out / "answers.parquet", "critic_answers")
     votes = {"point": labelled.point_votes, "pair": [list(v) for v in labelled.pair_votes]}
     write_bytes_atomic(out / "votes.json", json.dumps(votes).encode())
     metrics = labelled.metrics() | {"critic_version": version}

@@ -5,6 +5,7 @@ whatever the positions), so that a position mismatch between engines shows in th
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,15 @@ import pytest
 import torch
 
 from ipo_ray.critic.model import build_critic
+from ipo_ray.critic.srpo import srpo_pairs, write_pairs
+from ipo_ray.critic.templates import format_answer
+from ipo_ray.data import TableKind, make_table, read_table
+from ipo_ray.data import columns as col
 from ipo_ray.data.video import read_frames, write_mp4
+from ipo_ray.vocab import PREFERENCES, VERDICTS
+from ipo_ray.world.annotators import make_annotators
+from ipo_ray.world.render import RenderSettings
+from ipo_ray.world.seed_set import build_seed_set
 
 CORPUS = [
     "A small red circle glides slowly to the left across a dark blue background.",
@@ -65,3 +74,49 @@ def vllm_backend(critic_dir: Path):  # noqa: ANN201 - VllmBackend imported lazil
 
     sampling = SamplingConfig(seed=0, max_new_tokens=12)
     return VllmBackend(critic_dir, sampling, block_size=32, max_logprobs=1024)
+
+
+def _dissent_pairs(labels_path: Path, out: Path) -> Path:
+    """SRPO pairs of a labels table as if each question had been sampled twice: the voted verdict
+    with its reason, and another verdict with the same reason; written to `out`."""
+    labels = read_table(labels_path, TableKind.LABELS)
+    rows = []
+    for label in labels.to_pylist():
+        kind, verdict = label[col.KIND], label[col.VERDICT]
+        other = next(v for v in (VERDICTS if kind == "pointwise" else PREFERENCES) if v != verdict)
+        for i, answer in enumerate((verdict, other)):
+            rows.append(
+                {
+                    col.ANSWER_ID: f"{label[col.LABEL_ID]}__{i}",
+                    col.LABEL_ID: label[col.LABEL_ID],
+                    col.SAMPLE_INDEX: i,
+                    col.ANSWER_TEXT: format_answer(kind, answer, label[col.REASON]),
+                    col.ANSWER_VERDICT: answer,
+                }
+            )
+    pairs = srpo_pairs(labels, make_table(rows, TableKind.CRITIC_ANSWERS), 0.5, 2, cot=False)
+    assert len(pairs) == labels.num_rows  # one dissent per label: one pair each
+    return write_pairs(out, pairs)
+
+
+@pytest.fixture(scope="session")
+def dissent_pairs() -> Callable[[Path, Path], Path]:
+    """`dissent_pairs(labels_path, out)`: see `_dissent_pairs`."""
+    return _dissent_pairs
+
+
+@pytest.fixture(scope="session")
+def seed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small world seed set (10 clips, 4 pairs, half defective) with its labels table."""
+    out = tmp_path_factory.mktemp("seed")
+    build_seed_set(
+        out,
+        num_clips=10,
+        num_pairs=4,
+        defect_rate=0.5,
+        strength_range=(0.6, 1.0),
+        seed=3,
+        annotators=make_annotators(3, seed=0),
+        settings=RenderSettings(),
+    )
+    return out

@@ -12,6 +12,7 @@ from ipo_ray.critic.sft import (
     IGNORE,
     FrameCache,
     SftExample,
+    answer_logps,
     answer_loss,
     answer_weights,
     collate,
@@ -22,27 +23,8 @@ from ipo_ray.critic.sft import (
 )
 from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic, video_reliance
 from ipo_ray.data import TableKind, empty_table, read_table
-from ipo_ray.world.annotators import make_annotators
-from ipo_ray.world.render import RenderSettings
-from ipo_ray.world.seed_set import build_seed_set
 
 NUM_FRAMES = 4  # the world's clip length: short prompts keep these tests fast
-
-
-@pytest.fixture(scope="module")
-def seed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("seed")
-    build_seed_set(
-        out,
-        num_clips=10,
-        num_pairs=4,
-        defect_rate=0.5,
-        strength_range=(0.6, 1.0),
-        seed=3,
-        annotators=make_annotators(3, seed=0),
-        settings=RenderSettings(),
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +120,22 @@ def test_answer_loss_counts_answer_tokens(examples: list[SftExample], init_dir: 
         logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1), reduction="sum"
     )
     torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-4)
+
+
+def test_answer_logps_are_per_row_answer_sums(examples: list[SftExample], init_dir: Path) -> None:
+    model, processor = load_critic(init_dir)
+    frames = FrameCache(NUM_FRAMES)
+    e = examples[0]
+    videos = [frames(p) for p in e.video_paths]
+    # A sampled answer replaces the label's; rows of different lengths are padded in one batch.
+    encoded = [encode(processor, e, videos), encode(processor, e, videos, answer="Bad. It flickers a lot.")]
+    assert not torch.equal(encoded[0].input_ids, encoded[1].input_ids)
+    pad = processor.tokenizer.pad_token_id
+    with torch.no_grad():
+        both = answer_logps(model, collate(encoded, pad, 2))
+        alone = [answer_loss(model, collate([x], pad, 2))[0] for x in encoded]
+    assert both.shape == (2,)
+    torch.testing.assert_close(both, -torch.stack(alone), rtol=1e-5, atol=1e-4)
 
 
 def test_verdict_weight_falls_on_the_verdict_token(examples: list[SftExample], init_dir: Path) -> None:

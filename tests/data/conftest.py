@@ -98,6 +98,17 @@ def _rows(kind: TableKind, n: int, start: int) -> list[dict[str, Any]]:
             }
             for i in ids
         ]
+    if kind is TableKind.CRITIC_ANSWERS:
+        return [
+            {
+                col.ANSWER_ID: f"l{i // 2}__{i % 2}",
+                col.LABEL_ID: f"l{i // 2}",
+                col.SAMPLE_INDEX: i % 2,
+                col.ANSWER_TEXT: "Good. It glides." if i % 3 else "Goo",
+                col.ANSWER_VERDICT: "Good" if i % 3 else None,
+            }
+            for i in ids
+        ]
     return [
         {
             col.VIDEO_ID: f"r{i}",

@@ -16,6 +16,7 @@ def test_gpu_job_configs_validate(name: str) -> None:
     cfg = load_config(CLUSTER / "configs" / name)
     assert cfg.generator.num_candidates == 8 and cfg.align.batch_size == 128 and cfg.align.lr == 2e-5
     assert cfg.loop.rounds == 3
+    assert cfg.loop.prompt_source == "llm" and cfg.loop.prompt_llm.num_gpus == 1.0
     assert cfg.serve.auth, "cluster configs keep the critic's bearer token on"
     # vLLM on GPU needs the replica to reserve one, or Ray hides every GPU from it.
     assert replica_resources(cfg.serve) == {"num_cpus": 4.0, "num_gpus": 1.0}

@@ -32,15 +32,17 @@ def main() -> None:
     # The heavy imports (Ray, vLLM, torch) come after the config is known to be valid.
     from ipo_ray.loop.driver import StageError
     from ipo_ray.loop.job import ResumeError, run_job
+    from ipo_ray.loop.production_eval import EvaluationSetupError
     from ipo_ray.loop.real_videos import RealVideosError
     from ipo_ray.loop.report import round_table
+    from ipo_ray.loop.vbench_full import VBenchSetupError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     started = time.perf_counter()
     try:
         # 2-4. Ray, the critic app, MLflow, then every round not yet committed.
         records = run_job(None if args.resume else cfg, resume=args.resume, num_cpus=args.num_cpus)
-    except (StageError, ResumeError, RealVideosError) as error:
+    except (StageError, ResumeError, RealVideosError, EvaluationSetupError, VBenchSetupError) as error:
         print(f"{parser.prog}: {error}", file=sys.stderr)
         sys.exit(1)
     print(round_table(records))

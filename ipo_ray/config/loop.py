@@ -5,6 +5,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from ipo_ray.config.base import Section, raise_problems
+from ipo_ray.config.evaluation import EvaluationConfig
 from ipo_ray.config.prompts import PromptLlmConfig
 
 
@@ -106,6 +107,10 @@ class LoopConfig(Section):
         "Normal above and Good, Normal, Normal below).",
     )
     srpo: SrpoConfig = Field(default_factory=SrpoConfig, description="SRPO critic refresh.")
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig,
+        description="Evaluation of each round's generator on cogvideox/wan (the world uses world.benchmark).",
+    )
     overlap: bool = Field(True, description="Run the critic refresh at the same time as generator alignment.")
     critic_url: str | None = Field(
         None, description="A running critic app to query; null = the job starts its own Serve app."

@@ -229,6 +229,24 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _check_evaluation(self) -> Self:
+        # The world is scored by its oracle benchmark; production-only evaluation settings would be
+        # silently unused there, so they are refused.
+        evaluation = self.loop.evaluation
+        if self.generator.backend == "world" and (evaluation.vbench or evaluation.prompts_file):
+            key = "vbench" if evaluation.vbench else "prompts_file"
+            raise_problems(
+                [
+                    (
+                        f"loop.evaluation.{key}",
+                        "applies to cogvideox/wan generators only; the world backend is evaluated by its "
+                        "oracle benchmark (world.benchmark)",
+                    )
+                ]
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_real_videos(self) -> Self:
         # Only the world can make its own real videos (its web set); other backends need a table.
         if self.generator.backend != "world" and self.align.uses_real and self.align.real_videos is None:

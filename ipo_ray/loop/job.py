@@ -17,6 +17,7 @@ from ipo_ray.critic.client import CriticClient
 from ipo_ray.critic.serve.launch import start as start_critic_app
 from ipo_ray.critic.serve.versions import NAMESPACE, resolve_critic_path
 from ipo_ray.loop.driver import StageError
+from ipo_ray.loop.production_eval import check_evaluation
 from ipo_ray.loop.prompt_expander import check_model
 from ipo_ray.loop.prompts import MODEL_KEY
 from ipo_ray.loop.real_videos import check_real_source
@@ -108,6 +109,8 @@ def run_job(cfg: Config | None, resume: str | None = None, num_cpus: int | None 
         return run.records()
     if not run.is_done(0, REAL):
         check_real_source(cfg)  # a missing real-videos table fails here, before Ray or any training
+    # An unusable evaluation prompts file (read once, in round 0) or full-VBench setup fails before Ray.
+    check_evaluation(cfg, needs_prompts=not run.is_done(0, EVALUATE))
     if cfg.loop.prompt_source == "llm" and cfg.loop.prompt_llm.model is not None:
         check_model(cfg.loop.prompt_llm.model, MODEL_KEY)  # an unusable model fails before Ray starts
     init_ray(num_cpus)

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
+from ipo_ray.config.loop import LoopConfig
 from ipo_ray.config.prompts import PromptLlmConfig
 from ipo_ray.data import columns as col
 from ipo_ray.data import make_table, read_table
@@ -100,3 +101,16 @@ def llm_prompts(
     task = ray.remote(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_calls=1)(_expand)
     rows, stats = ray.get(task.remote(kwargs, num_prompts, expansion_seed, f"r{round_index}-p"))
     return make_table(rows, "prompts"), stats
+
+
+def source_prompts(
+    loop: LoopConfig, num_prompts: int, seed: int, round_index: int
+) -> tuple[pa.Table, dict[str, int]]:
+    """`num_prompts` prompts from the configured ``loop.prompt_source`` for a round, and its counts."""
+    if loop.prompt_source == "file":
+        assert loop.prompts_file is not None  # the config refuses source file without one
+        return file_prompts(loop.prompts_file, num_prompts, seed, round_index), {}
+    if loop.prompt_source == "llm":
+        table, stats = llm_prompts(loop.prompt_llm, num_prompts, round_index)
+        return table, {f"llm_{name}": value for name, value in stats.items()}
+    return world_prompts(num_prompts, seed, round_index), {}

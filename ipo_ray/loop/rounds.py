@@ -22,6 +22,7 @@ from ipo_ray.loop.report import round_table
 from ipo_ray.loop.run_dir import RunDir, StageRecord
 from ipo_ray.loop.stages import (
     ALIGN,
+    BASE_CRITIC,
     EVALUATE,
     GENERATE,
     LABEL,
@@ -44,7 +45,6 @@ from ipo_ray.loop.tracking import Tracker
 from ipo_ray.world.benchmark import QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
 log = logging.getLogger(__name__)
-BASE_CRITIC = "default"  # the critic app's name for critic.path
 
 
 def run_rounds(cfg: Config, run: RunDir, critic: object, base_critic: Path, tracker: Tracker | None) -> None:
@@ -100,7 +100,10 @@ def log_round(tracker: Tracker, ctx: RoundContext, records: dict[str, StageRecor
     """Metrics, artifacts and model versions of a finished round, into its MLflow run."""
     run_id, k = ctx.mlflow_run_id, ctx.round
     for stage, record in records.items():
-        numeric = {f"{stage}/{key}": v for key, v in record.metrics.items() if isinstance(v, (int, float))}
+        # Evaluation keys are namespaced already (bench/..., eval/...) and logged as such in round 0
+        # too, so the base and every round form one series per metric.
+        prefix = "" if stage == EVALUATE else f"{stage}/"
+        numeric = {f"{prefix}{key}": v for key, v in record.metrics.items() if isinstance(v, (int, float))}
         tracker.log_metrics(run_id, numeric | {f"seconds/{stage}": record.seconds}, step=k)
         tracker.log_metrics(tracker.parent_id, numeric, step=k)
     round_records = [r for r in ctx.run.records() if r.round == k]
@@ -129,15 +132,16 @@ def log_round(tracker: Tracker, ctx: RoundContext, records: dict[str, StageRecor
                 folder / "critic_confusion.png", artifacts.confusion_matrices(labels, oracle)
             )
         )
-    history = [
-        (f"r{r.round}", {key.removeprefix("bench/"): v for key, v in r.metrics.items()})
-        for r in ctx.run.records()
-        if r.stage == EVALUATE
-    ]
-    files.append(artifacts.score_chart(folder / "benchmark.png", history, ("total", "quality", "semantic")))
-    files.append(
-        artifacts.score_chart(folder / "dimensions.png", history, QUALITY_DIMENSIONS + SEMANTIC_DIMENSIONS)
-    )
+    if ctx.cfg.generator.backend == "world":
+        history = [
+            (f"r{r.round}", {key.removeprefix("bench/"): v for key, v in r.metrics.items()})
+            for r in ctx.run.records()
+            if r.stage == EVALUATE
+        ]
+        headline = ("total", "quality", "semantic")
+        files.append(artifacts.score_chart(folder / "benchmark.png", history, headline))
+        dimensions = QUALITY_DIMENSIONS + SEMANTIC_DIMENSIONS
+        files.append(artifacts.score_chart(folder / "dimensions.png", history, dimensions))
     for path in files:
         tracker.log_artifact(run_id, path, "round")
     experiment = ctx.cfg.loop.experiment

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import torch
 
@@ -25,12 +26,15 @@ from ipo_ray.data.tables import read_parts
 from ipo_ray.generator.stage import generate_candidates
 from ipo_ray.generator.world_model import DEFAULT_CHECKPOINT
 from ipo_ray.loop.evaluation import benchmark_generator, critic_agreement, oracle_scores, pair_accuracy
-from ipo_ray.loop.labelling import label_pairwise, label_pointwise
+from ipo_ray.loop.labelling import ScoreFn, label_pairwise, label_pointwise
 from ipo_ray.loop.preferences import best_worst_pairs, borda_rewards, candidate_reward, samples_table
-from ipo_ray.loop.prompts import file_prompts, llm_prompts, world_prompts
+from ipo_ray.loop.production_eval import critic_metrics, evaluation_prompts, flicker_scores
+from ipo_ray.loop.prompts import source_prompts
 from ipo_ray.loop.run_dir import RunDir
+from ipo_ray.loop.vbench_full import run_full_vbench
 from ipo_ray.world.build import render_settings
 
+BASE_CRITIC = "default"  # the critic app's name for critic.path; it also scores every evaluation
 # Round 0's set-up stage that encodes the real videos of the λ2 term (`loop.real_videos`).
 REAL = "real"
 PROMPTS, GENERATE, LABEL, PREFERENCES, ALIGN, REFRESH, EVALUATE = (
@@ -97,16 +101,7 @@ def base_generator_path(cfg: Config) -> Path:
 
 def prompts_stage(ctx: RoundContext) -> StageResult:
     """Fresh prompts for the round (`ipo_ray.loop.prompts`)."""
-    loop = ctx.cfg.loop
-    metrics: dict[str, Any] = {}
-    if loop.prompt_source == "file":
-        assert loop.prompts_file is not None  # the config refuses source file without one
-        table = file_prompts(loop.prompts_file, loop.prompts_per_round, ctx.cfg.seed, ctx.round)
-    elif loop.prompt_source == "llm":
-        table, stats = llm_prompts(loop.prompt_llm, loop.prompts_per_round, ctx.round)
-        metrics = {f"llm_{name}": value for name, value in stats.items()}
-    else:
-        table = world_prompts(loop.prompts_per_round, ctx.cfg.seed, ctx.round)
+    table, metrics = source_prompts(ctx.cfg.loop, ctx.cfg.loop.prompts_per_round, ctx.cfg.seed, ctx.round)
     path = ctx.dir(PROMPTS) / "prompts.parquet"
     write_table(table, path, "prompts")
     return StageResult({"prompts": table.num_rows} | metrics, {"prompts": ctx.run.relative(path)})
@@ -158,8 +153,11 @@ def generate_stage(ctx: RoundContext) -> StageResult:
 
 def round_candidates(ctx: RoundContext) -> pa.Table:
     """The round's candidates with their prompt text as a ``prompt`` column."""
-    candidates = read_parts(ctx.dir(GENERATE), "candidates")
-    prompts = round_prompts(ctx)
+    return with_prompt_text(read_parts(ctx.dir(GENERATE), "candidates"), round_prompts(ctx))
+
+
+def with_prompt_text(candidates: pa.Table, prompts: pa.Table) -> pa.Table:
+    """`candidates` with each row's prompt text (looked up in `prompts`) as a ``prompt`` column."""
     text = dict(zip(prompts[col.PROMPT_ID].to_pylist(), prompts[col.TEXT].to_pylist(), strict=True))
     return candidates.append_column(
         col.PROMPT, pa.array([text[p] for p in candidates[col.PROMPT_ID].to_pylist()])
@@ -167,15 +165,61 @@ def round_candidates(ctx: RoundContext) -> pa.Table:
 
 
 def evaluate_generator_stage(ctx: RoundContext, model_path: Path) -> StageResult:
-    """The world benchmark of a generator (oracle-scored; every round on the same prompts and seeds)."""
+    """Generator evaluation, the same prompts and seeds every round: the world benchmark (oracle) for
+    the world backend, `evaluate_production_stage` for cogvideox/wan."""
     gen, bench = ctx.cfg.generator, ctx.cfg.world.benchmark
     if gen.backend != "world":
-        raise NotImplementedError(
-            f"benchmark evaluation of the {gen.backend!r} backend needs VBench (see the README); "
-            "the world benchmark scores world generators only"
-        )
+        return evaluate_production_stage(ctx, model_path)
     scores = benchmark_generator(model_path, gen.guidance_scale, gen.num_inference_steps, bench.num_prompts)
     return StageResult({f"bench/{k}": v for k, v in scores.items()})
+
+
+def evaluate_production_stage(ctx: RoundContext, model_path: Path) -> StageResult:
+    """One clip per evaluation prompt from `model_path`, scored for flicker, by the base critic, and by
+    the full VBench when configured (`ipo_ray.loop.production_eval`).
+
+    The evaluation prompts are chosen in round 0 and read back from there in every later round; each
+    clip's seed depends only on (run seed, prompt id), so rounds differ only by their weights.
+    """
+    cfg, out = ctx.cfg, ctx.dir(EVALUATE)
+    prompts_path = ctx.run.stage_dir(0, EVALUATE) / "eval_prompts.parquet"
+    if ctx.round == 0:
+        write_table(evaluation_prompts(cfg), prompts_path, "prompts")
+    prompts = read_table(prompts_path, "prompts")
+    clips_dir = out / "clips"
+    clips = generate_candidates(
+        prompts,
+        clips_dir,
+        backend=cfg.generator.backend,
+        generator_kwargs=generator_kwargs(cfg, model_path, f"{cfg.generator.backend}-eval-r{ctx.round}"),
+        num_candidates=1,
+        round_index=0,  # fixed, so every round samples each prompt with the same seed
+        seed=cfg.seed,
+        num_actors=cfg.generator.num_actors,
+        cpus_per_actor=cfg.generator.cpus_per_actor,
+        gpus_per_actor=cfg.generator.gpus_per_actor,
+        prompts_per_batch=cfg.generator.prompts_per_batch,
+    )
+    clips = with_prompt_text(clips, prompts)
+    flicker = flicker_scores(clips, clips_dir)
+    labelled = label_pointwise(critic_score_fn(ctx.critic, BASE_CRITIC), clips, clips_dir, BASE_CRITIC)
+    write_table(labelled.labels, out / "labels.parquet", "labels")
+    metrics: dict[str, Any] = {"eval/temporal_flickering": float(np.mean(list(flicker.values())))}
+    metrics |= critic_metrics(labelled)
+    if cfg.loop.evaluation.vbench:
+        videos = {str((clips_dir / r[col.VIDEO_PATH]).resolve()): r[col.PROMPT] for r in clips.to_pylist()}
+        settings = cfg.loop.evaluation
+        weights = str(settings.vbench_weights)
+        metrics |= run_full_vbench(
+            videos, settings.vbench_dimensions, weights, out / "vbench", cfg.generator.device
+        )
+    write_bytes_atomic(out / "flicker.json", json.dumps(flicker).encode())
+    return StageResult(metrics, {"clips": ctx.run.relative(clips_dir)})
+
+
+def critic_score_fn(critic: Any, version: str) -> ScoreFn:  # noqa: ANN401 - the critic client
+    """The labelling code's ``(video path, prompt) → /v1/score`` call for one critic version."""
+    return lambda path, prompt: critic.score(prompt=prompt, video=path, version=version)
 
 
 def label_stage(ctx: RoundContext) -> StageResult:
@@ -185,7 +229,7 @@ def label_stage(ctx: RoundContext) -> StageResult:
     version = ctx.critic_version
     if ctx.cfg.loop.label_mode == "pointwise":
         labelled = label_pointwise(
-            lambda path, prompt: ctx.critic.score(prompt=prompt, video=path, version=version),
+            critic_score_fn(ctx.critic, version),
             candidates,
             ctx.dir(GENERATE),
             version,

@@ -96,18 +96,6 @@ def tiny_cogvideox_config() -> dict:
     return dict(TINY_COGVIDEOX)
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A local 2-CPU Ray for one test module; workers must ask for ≤ 0.5 CPU each."""
-    ray = pytest.importorskip("ray")
-    import os
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local tests only: no token for a throwaway cluster
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _planted_samples(directory, n: int) -> pa.Table:
     """A samples table of n random latents of one prompt, every other one desirable (absolute paths)."""
     g = torch.Generator().manual_seed(0)

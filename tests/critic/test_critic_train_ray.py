@@ -1,6 +1,5 @@
 """Critic SFT on Ray Train: 2 gloo workers with fractional CPUs take the step 1 local worker takes."""
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,15 +16,6 @@ from ipo_ray.world.render import RenderSettings
 from ipo_ray.world.seed_set import build_seed_set
 
 pytestmark = pytest.mark.timeout(300)  # a hung collective (2-core deadlock) fails instead of hanging
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():  # noqa: ANN201 - the ray module
-    ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

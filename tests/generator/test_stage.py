@@ -1,6 +1,5 @@
 """The candidates stage on a local Ray: K × N rows, resumable, inputs checked before actors start."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -47,19 +46,9 @@ def _kwargs(tiny_paths) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local tests only: no token for a throwaway cluster
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_stage_writes_k_times_n_rows_and_resumes(local_ray, tiny_paths, tmp_path: Path) -> None:
+def test_stage_writes_k_times_n_rows_and_resumes(ray_cluster, tiny_paths, tmp_path: Path) -> None:
     out = tmp_path / "candidates"
     table = generate_candidates(_prompts(), out, **_kwargs(tiny_paths))
     assert table.num_rows == K * N
@@ -136,7 +125,7 @@ def test_a_stage_directory_of_other_settings_is_refused(tiny_paths, tmp_path: Pa
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_the_shipped_world_model_streams_through_the_stage(local_ray, tmp_path: Path) -> None:
+def test_the_shipped_world_model_streams_through_the_stage(ray_cluster, tmp_path: Path) -> None:
     from ipo_ray.data import read_frames
     from ipo_ray.generator.world_model import DEFAULT_CHECKPOINT
 

@@ -145,7 +145,7 @@ def test_llm_source_is_accepted_for_a_diffusers_backend() -> None:
 def test_prompts_stage_writes_llm_prompts_with_their_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ipo_ray.loop import stages
+    from ipo_ray.loop import prompts, stages
     from ipo_ray.loop.run_dir import RunDir
 
     cfg = load_config(None, [*WAN_WITH_LLM_PROMPTS, "loop.prompts_per_round=2"])
@@ -164,7 +164,7 @@ def test_prompts_stage_writes_llm_prompts_with_their_counts(
         calls.append((settings.model, num_prompts, round_index))
         return make_table(rows, "prompts"), {"requests": 1, "empty": 0, "duplicates": 0}
 
-    monkeypatch.setattr(stages, "llm_prompts", fake_llm_prompts)
+    monkeypatch.setattr(prompts, "llm_prompts", fake_llm_prompts)
     ctx = stages.RoundContext(cfg, RunDir(tmp_path / "run"), 1, tmp_path, tmp_path, "v1", tmp_path, None)
     result = stages.prompts_stage(ctx)
     assert calls == [("/models/qwen", 2, 1)]

@@ -19,6 +19,8 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+import torch
+
 from ipo_ray.config import ConfigError, add_config_args, config_from_args
 from ipo_ray.critic.evaluate import (
     accuracy,
@@ -29,7 +31,8 @@ from ipo_ray.critic.evaluate import (
 )
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
-from ipo_ray.critic.model import CriticArchitecture, build_critic
+from ipo_ray.critic.model import CriticArchitecture, build_critic, load_critic
+from ipo_ray.critic.probe import warm_up_vision
 from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out
 from ipo_ray.critic.train_loop import MANIFEST, TrainPlan, fit_with_ray, train_critic
 from ipo_ray.data import TableKind, is_committed, read_table
@@ -75,11 +78,37 @@ def main() -> None:
     examples = examples_from_labels(read_table(labels_path, TableKind.LABELS))
 
     # 2. The critic to start from.
+    warmup_loss = None
     if t.init:
         init_dir = Path(t.init)
     else:
         corpus = sorted({e.caption for e in examples} | {e.reason for e in examples})
-        init_dir = build_critic(run_dir / "init", corpus, CriticArchitecture(vocab_size=t.vocab_size), t.seed)
+        arch = CriticArchitecture(
+            vocab_size=t.vocab_size,
+            patch_size=t.patch_size,
+            temporal_patch_size=t.temporal_patch_size,
+            vision_embed=t.vision_embed,
+            vision_heads=t.vision_embed // 32,
+        )
+        init_dir = build_critic(run_dir / "init", corpus, arch, t.seed)
+        if t.vision_warmup_steps:
+            # Stage 1 (critic/probe.py): the vision tower learns what decides a verdict first.
+            model, processor = load_critic(init_dir)
+            train, _ = split_held_out(examples, t.held_out, t.seed)
+            torch.manual_seed(t.seed)
+            torch.set_num_threads(t.threads)
+            warmup_loss = warm_up_vision(
+                model,
+                processor,
+                train,
+                FrameCache(cfg.video.num_frames),
+                t.vision_warmup_steps,
+                lr=t.lr,
+                weight_decay=t.weight_decay,
+                seed=t.seed,
+                log=lambda m: print(_progress(m), flush=True),
+            )
+            model.save_pretrained(init_dir)
 
     # 3. Train (Ray Train workers or this process).
     settings = render_settings(cfg.world.render)
@@ -92,6 +121,7 @@ def main() -> None:
         with_reasons=t.with_reasons,
         verdict_weight=t.verdict_weight,
         describe_share=t.describe_share,
+        probe_weight=t.probe_weight,
         lr=t.lr,
         weight_decay=t.weight_decay,
         batch_size=t.batch_size,
@@ -136,6 +166,8 @@ def main() -> None:
     results["baseline:labels"] = accuracy(held, baseline, labels)
     manifest_file = out_dir / MANIFEST
     manifest = json.loads(manifest_file.read_text())
+    if warmup_loss is not None:
+        manifest["vision_warmup"] = {"steps": t.vision_warmup_steps, "probe_loss": warmup_loss}
     manifest["evaluation"] = {"held_out_rows": len(held), "greedy": results, "train_minutes": train_minutes}
     manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     reasons = "with reasons" if t.with_reasons else "verdict only"

@@ -26,6 +26,35 @@ class CriticTrainConfig(Section):
         ge=263,
         description="BPE vocabulary of a critic built from scratch (not with init); larger = fewer tokens.",
     )
+    patch_size: int = Field(
+        2, ge=1, description="Vision patch side in pixels of a critic built from scratch (not with init)."
+    )
+    temporal_patch_size: int = Field(
+        16,
+        ge=1,
+        description=(
+            "Frames fused into one vision patch of a critic built from scratch. The vision tower "
+            "attends within a temporal group only, so 16 (= video.num_frames) lets it see motion; "
+            "Qwen2-VL's own 2 leaves every comparison across time to the language model."
+        ),
+    )
+    vision_embed: int = Field(
+        128, ge=32, description="Vision tower width of a critic built from scratch (heads of 32)."
+    )
+    vision_warmup_steps: int = Field(
+        2000,
+        ge=0,
+        description=(
+            "Steps of stage 1 for a critic built from scratch: the vision tower alone, with linear "
+            "verdict probes on the pointwise and pairwise labels (critic/probe.py); 0 = none. "
+            "Without it the world critic's verdicts never left the class prior."
+        ),
+    )
+    probe_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the verdict probe's loss beside the answer loss (training only; 0 = none).",
+    )
     version: str = Field("v1", min_length=1, description="Version name written in the checkpoint manifest.")
     with_reasons: bool = Field(
         True,
@@ -37,7 +66,7 @@ class CriticTrainConfig(Section):
         description="Loss weight of the verdict token; 1 = IPO Eq. 1's token mean (see sft.answer_weights).",
     )
     describe_share: float = Field(
-        0.5,
+        0.25,
         ge=0,
         lt=1,
         description=(
@@ -87,6 +116,10 @@ class CriticTrainConfig(Section):
         if self.runner == "local" and self.workers != 1:
             problems.append(
                 ("workers", f"the local runner has one worker, got {self.workers}; use runner=ray")
+            )
+        if self.vision_embed % 32:
+            problems.append(
+                ("vision_embed", f"must be a multiple of 32 (heads of 32), got {self.vision_embed}")
             )
         if self.batch_size % self.workers:
             problems.append(

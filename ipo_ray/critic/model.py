@@ -44,8 +44,10 @@ _MIN_HEAD_DIM = 32  # vLLM's CPU attention backend refuses smaller heads
 class CriticArchitecture:
     """Sizes of the tiny Qwen2-VL critic and of the frames it sees.
 
-    Defaults fit the world's clips (16 frames of 16×16 → a 8×4×4 patch grid → 32 video tokens):
-    about 0.5 M parameters.
+    Defaults are Qwen2-VL's layout at tiny size (16 frames of 16×16 → a 8×4×4 patch grid → 32 video
+    tokens, about 0.5 M parameters), used by tests. `jobs/train_critic.py` builds the world critic
+    from `critic.train` instead: patch 2, one temporal patch over all 16 frames (so the vision tower
+    sees motion), vision width 128.
 
     Attributes:
         vocab_size: BPE vocabulary, including 256 bytes and 7 special tokens.

@@ -32,6 +32,7 @@ import torch.distributed as dist
 
 from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdicts
 from ipo_ray.critic.model import load_critic
+from ipo_ray.critic.probe import VerdictProbe
 from ipo_ray.critic.sft import (
     FrameCache,
     SftExample,
@@ -85,6 +86,8 @@ class TrainPlan:
         srpo_beta: SRPO β (`srpo.srpo_loss`).
         srpo_weight: Weight of the SRPO loss (mean over the step's pairs) beside the SFT loss.
         srpo_pairs_per_step: Global pairs per step (fewer when fewer exist; a multiple of the workers).
+        probe_weight: Weight of the video verdict probe's loss (`probe.VerdictProbe`, training only);
+            0 = none.
     """
 
     init_dir: str
@@ -115,6 +118,7 @@ class TrainPlan:
     srpo_beta: float = 0.1
     srpo_weight: float = 1.0
     srpo_pairs_per_step: int = 16
+    probe_weight: float = 0.0
 
 
 def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
@@ -179,6 +183,9 @@ def train_critic(
         model = _with_lora(model, plan)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
+    probe = VerdictProbe(core) if plan.probe_weight > 0 else None
+    if probe is not None:
+        params += list(probe.parameters())
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
     cache: dict[int, Any] = {}
 
@@ -193,6 +200,7 @@ def train_critic(
     per_worker = plan.batch_size // world_size
     start, step, epoch = time.perf_counter(), 0, 0
     losses: list[float] = []
+    probe_losses: list[float] = []
     history: list[dict[str, float]] = []  # rank 0's evaluations, kept in the manifest
     last: list[dict[str, float]] = []  # every rank's latest metrics
 
@@ -202,6 +210,8 @@ def train_critic(
             "train/minutes": (time.perf_counter() - start) / 60,
             "train/loss": float(np.mean(losses[-plan.eval_every :])) if losses else float("nan"),
         }
+        if probe_losses:
+            metrics["train/probe_loss"] = float(np.mean(probe_losses[-plan.eval_every :]))
         if srpo is not None:
             metrics |= srpo_metrics(srpo_stats[-plan.eval_every :], len(srpo.pairs))
         if evaluator is not None:
@@ -236,6 +246,11 @@ def train_critic(
                 group["lr"] = plan.lr * lr_factor(step, float(sync[2]), plan.warmup_steps)
             loss_sum, _ = answer_loss(core, batch, plan.verdict_weight)
             loss = loss_sum / sync[0].item()
+            if probe is not None:
+                # A mean over this worker's rows; workers' gradients are summed, hence the division.
+                probe_loss = probe.loss([pool[i] for i in mine])
+                loss = loss + plan.probe_weight * probe_loss / world_size
+                probe_losses.append(probe_loss.item())
             if srpo is not None and srpo_per_step:
                 # The step's global pair batch, the same on every rank; this rank takes its slice.
                 step_pairs = next(srpo_order)

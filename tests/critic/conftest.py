@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ipo_ray.critic.model import build_critic
+from ipo_ray.critic.sft import SftExample, examples_from_labels
 from ipo_ray.critic.srpo import srpo_pairs, write_pairs
 from ipo_ray.critic.templates import format_answer
 from ipo_ray.data import TableKind, make_table, read_table
@@ -120,3 +121,8 @@ def seed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         settings=RenderSettings(),
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def examples(seed_dir: Path) -> list[SftExample]:
+    return examples_from_labels(read_table(seed_dir / "labels.parquet", TableKind.LABELS))

@@ -8,15 +8,20 @@ labels (assets/world_critic/README.md). The issue's bar is kept as a strict xfai
 makes it pass, and then the marker must go.
 """
 
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import ipo_ray
 from ipo_ray.critic.evaluate import accuracy, greedy_verdicts, majority_baseline, oracle_verdicts
 from ipo_ray.critic.hf_backend import TransformersBackend
-from ipo_ray.critic.judge import SamplingConfig
+from ipo_ray.critic.judge import CriticRequest, SamplingConfig
+from ipo_ray.critic.parity import transformers_logprobs, verdict_token_ids, vllm_logprobs
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
+from ipo_ray.critic.templates import pairwise_question, pointwise_question
 from ipo_ray.critic.train_loop import read_manifest
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.vocab import DIMENSIONS
@@ -78,3 +83,31 @@ def test_shipped_critic_meets_the_issue_bar(fresh_result: dict[str, dict[str, fl
     assert all(result[k] >= v for k, v in BAR.items()), result
     # Better than always giving the most frequent verdict: the critic has learnt something.
     assert all(result[k] > baseline[k] for k in BAR), (result, baseline)
+
+
+@pytest.mark.timeout(300)
+def test_served_world_critic_is_the_trained_critic(clip_frames: np.ndarray) -> None:
+    """The shipped critic's verdict-token log-probs agree between vLLM and transformers (its own
+    architecture: one temporal patch over all frames, unlike the random test critic's)."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    from ipo_ray.critic.vllm_backend import VllmBackend
+
+    frames = clip_frames  # 16 frames of 16×16 from an mp4, as the critic samples them
+    assert read_manifest(CRITIC)["num_frames"] == len(frames)
+    requests = [
+        CriticRequest((frames,), pointwise_question("A red square moves right.", d)) for d in DIMENSIONS
+    ]
+    requests.append(
+        CriticRequest(
+            (frames, frames[::-1].copy()), pairwise_question("A red square moves right.", "motion_smoothness")
+        )
+    )
+    hf = TransformersBackend(CRITIC)
+    expected = torch.stack([transformers_logprobs(hf, r) for r in requests])
+    engine = VllmBackend(CRITIC, SamplingConfig(seed=0), block_size=32, max_logprobs=expected.shape[1])
+    served = vllm_logprobs(engine, requests, expected.shape[1])
+    for row, request in enumerate(requests):
+        kind = "pointwise" if len(request.videos) == 1 else "pairwise"
+        ids = list(verdict_token_ids(hf.processor.tokenizer, kind).values())
+        torch.testing.assert_close(served[row, ids], expected[row, ids], atol=1e-4, rtol=0)

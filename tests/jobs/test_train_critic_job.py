@@ -19,6 +19,7 @@ SMALLEST = [
     "critic.train.eval_every=3",
     "critic.train.held_out=0.3",
     "critic.train.vocab_size=400",
+    "critic.train.vision_warmup_steps=3",
 ]
 
 

@@ -7,6 +7,11 @@ on Ray Train workers (`critic.train.runner=ray`, gloo, fractional CPUs) or in th
 (`runner=local`). The checkpoint folder loads in `load_critic` and in vLLM. Accuracy is printed
 against the labels and, for world data, against the noise-free oracle (greedy answers, parsed).
 
+A critic built from scratch first goes through the vision warm-up (`critic.train.vision_warmup_steps`,
+critic/probe.py) in this process. `critic.train.srpo_pairs` adds Dual-IPO's SRPO loss on a pairs
+file written by a round's refresh: with `init` and `labels` set to that round's critic and
+pseudo-labels, the refresh can be re-run with and without the loss (the SRPO ablation).
+
     python jobs/train_critic.py [--config FILE] [--no-reasons] [KEY=VALUE ...]
     python jobs/train_critic.py run.name=critic critic.train.minutes=25 critic.train.runner=local
     ray job submit --working-dir . -- python jobs/train_critic.py critic.train.workers=2
@@ -57,6 +62,8 @@ def main() -> None:
     run_dir = Path(cfg.run.root) / (cfg.run.name or "critic")
     out_dir = Path(t.out) if t.out else run_dir / "critic"
     start = time.perf_counter()
+    if t.srpo_pairs and not Path(t.srpo_pairs).is_file():
+        parser.exit(2, f"{parser.prog}: critic.train.srpo_pairs: {t.srpo_pairs} is not a file\n")
     if t.init and not (Path(t.init) / "config.json").is_file():
         parser.exit(
             2, f"{parser.prog}: critic.train.init: {t.init} is not a critic folder (no config.json)\n"
@@ -122,6 +129,10 @@ def main() -> None:
         verdict_weight=t.verdict_weight,
         describe_share=t.describe_share,
         probe_weight=t.probe_weight,
+        srpo_pairs_path=t.srpo_pairs,
+        srpo_beta=cfg.loop.srpo.beta,
+        srpo_weight=cfg.loop.srpo.preference_weight,
+        srpo_pairs_per_step=cfg.loop.srpo.pairs_per_step,
         lr=t.lr,
         weight_decay=t.weight_decay,
         batch_size=t.batch_size,

@@ -55,6 +55,14 @@ class CriticTrainConfig(Section):
         ge=0,
         description="Weight of the verdict probe's loss beside the answer loss (training only; 0 = none).",
     )
+    srpo_pairs: str | None = Field(
+        None,
+        description=(
+            "SRPO pairs file (a round's refresh/srpo_pairs.json, critic/srpo.write_pairs) whose "
+            "preference loss is added to SFT, with loop.srpo's beta, preference_weight and "
+            "pairs_per_step (Dual-IPO's SRPO loss, offline); null = SFT only."
+        ),
+    )
     version: str = Field("v1", min_length=1, description="Version name written in the checkpoint manifest.")
     with_reasons: bool = Field(
         True,

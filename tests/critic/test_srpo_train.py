@@ -1,5 +1,7 @@
 """Critic training with the SRPO loss on a tiny random critic: the margin rises, metrics are logged."""
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from ipo_ray.critic.model import build_critic, load_critic
 from ipo_ray.critic.sft import FrameCache
 from ipo_ray.critic.srpo import SrpoPair, read_pairs
 from ipo_ray.critic.srpo_train import SrpoTerm
-from ipo_ray.critic.train_loop import TrainPlan, train_critic
+from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.data import columns as col
 
@@ -81,3 +83,41 @@ def test_srpo_loss_raises_the_margin_and_logs_its_metrics(
     print(f"margin srpo {margin:.3f} (accuracy {accuracy:.2f}), sft only {margin_sft:.3f}; {metrics}")
     assert margin > 0 and accuracy > 0.5
     assert margin > margin_sft
+
+
+def _job(*args: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        [sys.executable, "jobs/train_critic.py", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.mark.timeout(240)
+def test_train_critic_job_adds_the_srpo_loss_from_a_pairs_file(
+    seed_dir: Path, pairs_path: Path, init_dir: Path, tmp_path: Path
+) -> None:
+    common = [
+        f"run.root={tmp_path}",
+        f"critic.train.init={init_dir}",
+        f"critic.train.labels={seed_dir / 'labels.parquet'}",
+        "video.num_frames=4",
+        "critic.train.runner=local",
+        "critic.train.workers=1",
+        "critic.train.steps=2",
+        "critic.train.eval_every=2",
+        "critic.train.batch_size=4",
+        "critic.train.held_out=0.3",
+    ]
+    missing = _job(*common, f"critic.train.srpo_pairs={tmp_path / 'nope.json'}")
+    assert missing.returncode == 2 and "critic.train.srpo_pairs" in missing.stderr
+    assert "is not a file" in missing.stderr
+    done = _job(*common, "run.name=srpo", f"critic.train.srpo_pairs={pairs_path}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = read_manifest(tmp_path / "srpo" / "critic")
+    assert manifest["training"]["srpo_pairs_path"] == str(pairs_path)
+    assert manifest["metrics"]["critic/srpo/pairs"] > 0 and "critic/srpo/loss" in manifest["metrics"]

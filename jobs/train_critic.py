@@ -59,8 +59,9 @@ def main() -> None:
     except ConfigError as error:
         parser.exit(2, f"{parser.prog}: {error}\n")
     t = cfg.critic.train
-    run_dir = Path(cfg.run.root) / (cfg.run.name or "critic")
-    out_dir = Path(t.out) if t.out else run_dir / "critic"
+    # Absolute paths: Ray Train workers do not run in this directory.
+    run_dir = Path(cfg.run.root).resolve() / (cfg.run.name or "critic")
+    out_dir = Path(t.out).resolve() if t.out else run_dir / "critic"
     start = time.perf_counter()
     if t.srpo_pairs and not Path(t.srpo_pairs).is_file():
         parser.exit(2, f"{parser.prog}: critic.train.srpo_pairs: {t.srpo_pairs} is not a file\n")
@@ -72,7 +73,7 @@ def main() -> None:
     # 1. Labels: the given table, or the world seed set (built once, reused by later runs).
     prompts_path = None
     if t.labels:
-        labels_path = Path(t.labels)
+        labels_path = Path(t.labels).resolve()
     else:
         seed_dir = run_dir / "seed-set"
         labels_path = seed_dir / "labels.parquet"
@@ -87,7 +88,7 @@ def main() -> None:
     # 2. The critic to start from.
     warmup_loss = None
     if t.init:
-        init_dir = Path(t.init)
+        init_dir = Path(t.init).resolve()
     else:
         corpus = sorted({e.caption for e in examples} | {e.reason for e in examples})
         arch = CriticArchitecture(

@@ -23,10 +23,10 @@ SMALLEST = [
 ]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "jobs/train_critic.py", *args],
-        cwd=ROOT,
+        [sys.executable, str(ROOT / "jobs" / "train_critic.py"), *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
@@ -51,6 +51,15 @@ def test_smallest_config_trains_and_prints_accuracy(tmp_path: Path) -> None:
     manifest = json.loads((critic / "critic_manifest.json").read_text())
     assert manifest["training"]["with_reasons"] is False and "oracle" in manifest["evaluation"]["greedy"]
     assert (critic / "config.json").is_file() and (critic / "tokenizer.json").is_file()
+
+
+@pytest.mark.timeout(300)
+def test_ray_workers_find_a_run_root_given_relative_to_the_job(tmp_path: Path) -> None:
+    """Ray Train workers run elsewhere: paths from the command line must reach them resolved."""
+    smallest = [a for a in SMALLEST if not a.startswith(("critic.train.runner", "critic.train.workers"))]
+    done = _run("run.root=runs", "run.name=job", *smallest, "critic.train.workers=2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "runs" / "job" / "critic" / "config.json").is_file()
 
 
 @pytest.mark.parametrize(

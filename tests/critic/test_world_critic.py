@@ -3,9 +3,9 @@
 A fresh seed set is rendered with a seed the critic was not trained on (it was trained on seed 7);
 its labels are ignored and the noise-free oracle judges every clip and pair. The critic answers
 greedily through the transformers backend, as `jobs/train_critic.py` evaluates it. The set is small
-(for speed), so the regression bars sit well under the accuracies measured on 1,307 held-out
-labels (assets/world_critic/README.md). The issue's bar is kept as a strict xfail: a better critic
-makes it pass, and then the marker must go.
+(for speed), so the regression bars sit well under the accuracies measured on 4,631 held-out
+labels (assets/world_critic/README.md). The issue's bar is an xfail while its pairwise half is unmet;
+a critic that meets it must remove the marker.
 """
 
 import os
@@ -31,9 +31,10 @@ from ipo_ray.world.seed_set import build_seed_set
 
 CRITIC = Path(ipo_ray.__file__).parent / "assets" / "world_critic"
 # The issue's bar (held-out agreement with the oracle), and what the shipped critic does reach:
-# it has not learnt verdicts yet (it answers the most frequent one), see its README.
+# 0.894 pointwise and 0.739 pairwise on 4,631 held-out labels (see its README); the fresh set here
+# is small, so these regression bars sit well below.
 BAR = {"pointwise/mean": 0.85, "pairwise/all": 0.80}
-REACHED = {"pointwise/mean": 0.70, "pairwise/all": 0.30}
+REACHED = {"pointwise/mean": 0.80, "pairwise/all": 0.55}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def fresh_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
 
 def test_shipped_critic_fits_in_the_package_and_loads() -> None:
     assert sum(f.stat().st_size for f in CRITIC.iterdir()) < 30 * 2**20
-    assert read_manifest(CRITIC)["version"] == "world-v1"
+    assert read_manifest(CRITIC)["version"] == "world-v2"
 
 
 @pytest.mark.timeout(120)
@@ -76,7 +77,8 @@ def test_shipped_critic_keeps_its_measured_accuracy(fresh_result: dict[str, dict
 
 
 @pytest.mark.xfail(
-    strict=True, reason="bar not reached by the shipped critic (assets/world_critic/README.md)"
+    strict=False,  # pairwise 0.739 < 0.80 on 4,631 held-out labels; a 90-row fresh set may pass by chance
+    reason="pairwise bar not reached by the shipped critic (assets/world_critic/README.md)",
 )
 def test_shipped_critic_meets_the_issue_bar(fresh_result: dict[str, dict[str, float]]) -> None:
     result, baseline = fresh_result["critic"], fresh_result["baseline"]

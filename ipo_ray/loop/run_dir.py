@@ -59,7 +59,9 @@ class RunDir:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        # Absolute, because stages hand paths to Ray workers, which run in another directory, and
+        # paths stored relative to one stage's folder must not pick up the driver's working directory.
+        self.path = Path(path).absolute()
         self.path.mkdir(parents=True, exist_ok=True)
 
     def stage_dir(self, round_index: int, stage: str) -> Path:

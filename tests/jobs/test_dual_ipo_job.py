@@ -39,7 +39,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _job(*args: str, timeout: int = 540) -> subprocess.CompletedProcess:
+def _job(*args: str, timeout: int = 540, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = os.environ | {
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
@@ -47,8 +47,8 @@ def _job(*args: str, timeout: int = 540) -> subprocess.CompletedProcess:
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
-        [sys.executable, "jobs/dual_ipo.py", "--num-cpus", "2", *args],
-        cwd=ROOT,
+        [sys.executable, str(ROOT / "jobs" / "dual_ipo.py"), "--num-cpus", "2", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -83,7 +83,8 @@ SMALLEST = [
 @pytest.mark.timeout(900)
 def test_smallest_config_runs_end_to_end_and_a_rerun_does_nothing(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "smallest"
-    done = _job(f"run.root={tmp_path / 'runs'}", "run.name=smallest", f"serve.port={_free_port()}", *SMALLEST)
+    # As a user runs it: from their own directory, with the default relative run root.
+    done = _job("run.root=runs", "run.name=smallest", f"serve.port={_free_port()}", *SMALLEST, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
 
     # Every stage of round 1 (and round 0's base evaluation) is committed.

@@ -6,6 +6,7 @@ agree with the noise-free oracle, per dimension (IPO §3.1: three annotators, ma
 
     python jobs/build_seed_set.py [--config FILE] [KEY=VALUE ...]
     python jobs/build_seed_set.py world.seed_set.num_clips=2000 run.name=seed-2k
+    python jobs/build_seed_set.py world.seed_set.generated_share=0.5   # half the clips from the generator
 """
 
 import argparse
@@ -26,7 +27,8 @@ def main() -> None:
     start = time.perf_counter()
     summary = seed_set(cfg, out_dir)
     print(
-        f"{out_dir}: {summary.clips} videos, {summary.labels} voted labels, "
+        f"{out_dir}: {summary.clips} videos ({summary.generated} sampled from the world generator), "
+        f"{summary.labels} voted labels, "
         f"{summary.no_majority} judgements without a majority (review.jsonl), "
         f"{time.perf_counter() - start:.1f} s"
     )

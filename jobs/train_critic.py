@@ -148,6 +148,7 @@ def main() -> None:
         eval_max=t.eval_max,
         seed=t.seed,
         threads=t.threads,
+        bf16=t.bf16,
         prompts_path=str(prompts_path) if prompts_path else None,
         render={f.name: getattr(settings, f.name) for f in fields(RenderSettings)},
     )
@@ -158,7 +159,8 @@ def main() -> None:
 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local clusters: no token (notes, Ray 2.60)
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=True)
-        fit_with_ray(plan, t.workers, t.cpus_per_worker, str((run_dir / "ray").resolve()))
+        storage = str((run_dir / "ray").resolve())
+        fit_with_ray(plan, t.workers, t.cpus_per_worker, storage, gpus_per_worker=t.gpus_per_worker)
     train_minutes = (time.perf_counter() - start) / 60
 
     # 4. Held-out accuracy of greedy answers, against the labels and (world data) the oracle.

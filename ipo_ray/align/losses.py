@@ -132,6 +132,31 @@ def kto_reference_point(reward: Tensor) -> Tensor:
     return (total[0] / total[1]).clamp(min=0)
 
 
+def kto_desirable_per_micro_batch(desirable: Tensor, micro_batches: int) -> Tensor:
+    """N / M: the global batch's desirable samples per micro-batch, detached — the λ1 term's divisor.
+
+    N counts the desirable samples of every micro-batch of every worker, M = ``micro_batches`` · workers
+    (sum and micro-batch count all-reduced as in :func:`kto_reference_point`). Accumulation and DDP average
+    the micro-batch losses, so dividing each micro-batch's sum of desirable errors by N / M makes the λ1
+    term the mean over all N desirable samples, however they fall into micro-batches; a per-micro-batch
+    mean would weight the desirable samples of a sparse micro-batch more.
+
+    Args:
+        desirable: (B,) bool labels of this worker's samples in the step (its micro-batches concatenated).
+        micro_batches: this worker's micro-batches in the step (the gradient accumulation steps).
+
+    Returns:
+        0-d float32 tensor ≥ 0 on ``desirable``'s device; 0 when no sample of the global batch is desirable.
+    """
+    if micro_batches < 1:
+        raise ValueError(f"micro_batches must be >= 1, got {micro_batches}")
+    count = desirable.to(torch.bool).sum().to(torch.float32)  # on the device: no host sync
+    total = torch.stack([count, count.new_tensor(float(micro_batches))])
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total[0] / total[1]
+
+
 def diffusion_kto_loss(
     policy_err: Tensor,
     ref_err: Tensor,
@@ -213,11 +238,13 @@ def nll_regularisers(
     real_err: Tensor | None = None,
     lambda_preferred: float = LAMBDA_PREFERRED_DEFAULT,
     lambda_real: float = LAMBDA_REAL_DEFAULT,
+    preferred_divisor: Tensor | float | None = None,
 ) -> tuple[Tensor, Stats]:
     """Adds the NLL regularisers of IPO Eq. 9 (and Eq. 7, LiFT Eq. 3-4) to a preference loss.
 
     loss = preference_loss + λ1·mean(preferred_err) + λ2·mean(real_err); a term is skipped when its
-    errors are None or its λ is 0.
+    errors are None or its λ is 0. With ``preferred_divisor`` the λ1 term is sum(preferred_err) / divisor
+    instead, so that a micro-batch contributes its share of a mean over the global batch.
 
     Args:
         preference_loss: 0-d tensor, the DPO/KTO/RWL loss.
@@ -225,12 +252,17 @@ def nll_regularisers(
         real_err: (R,) policy errors on real videos.
         lambda_preferred: λ1 ≥ 0 (IPO: 0.2).
         lambda_real: λ2 ≥ 0 (IPO: 0.1; LiFT: 1).
+        preferred_divisor: > 0, e.g. :func:`kto_desirable_per_micro_batch`; None = the number of
+            preferred errors given (a mean over this batch).
 
     Returns:
-        loss: 0-d tensor. stats: ``nll_preferred`` and ``nll_real`` for the terms present.
+        loss: 0-d tensor. stats: ``nll_preferred`` and ``nll_real`` for the terms present (each the term
+        as added, so its mean over micro-batches and workers is the global mean).
     """
     if lambda_preferred < 0 or lambda_real < 0:
         raise ValueError(f"NLL weights must be >= 0, got {lambda_preferred=} {lambda_real=}")
+    if isinstance(preferred_divisor, int | float) and not preferred_divisor > 0:
+        raise ValueError(f"preferred_divisor must be > 0, got {preferred_divisor}")
     loss, stats = preference_loss, {}
     for name, err, lam in (
         ("nll_preferred", preferred_err, lambda_preferred),
@@ -240,7 +272,10 @@ def nll_regularisers(
             continue
         if err.dim() != 1:
             raise ValueError(f"{name}: expected per-sample errors (B,), got shape {tuple(err.shape)}")
-        term = err.mean()
+        if name == "nll_preferred" and preferred_divisor is not None:
+            term = err.sum() / preferred_divisor
+        else:
+            term = err.mean()
         loss = loss + lam * term
         stats[name] = term.detach()
     return loss, stats

@@ -3,7 +3,8 @@
 A :class:`Denoiser` knows one model family's forward signature, latent layout and parametrisation, so
 the step never branches on the architecture:
 
-- CogVideoX (``CogVideoXTransformer3DModel``): latents (B, F, C, H, W), integer timesteps, v-prediction.
+- CogVideoX (``CogVideoXTransformer3DModel``): latents (B, F, C, H, W), integer timesteps, v-prediction;
+  configs with rotary embeddings (5B) get the 3D RoPE the pipeline would build for the latents' size.
 - Wan (``WanTransformer3DModel``): latents (B, C, F, H, W), timestep 1000·σ, flow matching.
 
 The reference policy is either a frozen copy of the policy or, when the policy carries LoRA adapters
@@ -13,11 +14,16 @@ the diffusion-kto reference do).
 """
 
 import copy
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from diffusers import CogVideoXTransformer3DModel, WanTransformer3DModel
+from diffusers.models.embeddings import get_3d_rotary_pos_embed
+from diffusers.pipelines.cogvideo.pipeline_cogvideox import get_resize_crop_region_for_grid
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import Tensor, nn
 
@@ -40,10 +46,54 @@ class Denoiser:
     parametrisation: Parametrisation
 
 
-def _cogvideox_forward(model: nn.Module, x_t: Tensor, timesteps: Tensor, text_embeds: Tensor) -> Tensor:
-    return model(hidden_states=x_t, encoder_hidden_states=text_embeds, timestep=timesteps, return_dict=False)[
-        0
-    ]
+def cogvideox_rotary_embedding(
+    config: Any, frames: int, height: int, width: int, device: torch.device | None = None
+) -> tuple[Tensor, Tensor]:
+    """CogVideoX 1.0's 3D RoPE for latents of F × h × w, as ``CogVideoXPipeline`` builds it for sampling.
+
+    The pipeline's ``_prepare_rotary_positional_embeddings`` needs a loaded pipeline (its VAE's scale
+    factor) and pixel sizes; training holds latents only. In latent units its token grid is h/p × w/p,
+    placed by resize-and-centre-crop inside the grid the model was trained at (``sample_height`` ×
+    ``sample_width`` latents), so a latent size other than that still gets the positions sampling gave.
+
+    Args:
+        config: a ``CogVideoXTransformer3DModel`` config (``patch_size_t`` unset: CogVideoX 1.0).
+        frames, height, width: the latents' F, h, w (h and w multiples of ``patch_size``).
+        device: where to build the tables.
+
+    Returns:
+        (cos, sin), each (F·(h/p)·(w/p), attention_head_dim) float32, the transformer's ``image_rotary_emb``.
+    """
+    if config.patch_size_t is not None:
+        raise ValueError(
+            "CogVideoX 1.5 (patch_size_t set) pads latent frames; only CogVideoX 1.0 is supported"
+        )
+    p = config.patch_size
+    grid = (height // p, width // p)
+    crop = get_resize_crop_region_for_grid(grid, config.sample_width // p, config.sample_height // p)
+    return get_3d_rotary_pos_embed(
+        embed_dim=config.attention_head_dim,
+        crops_coords=crop,
+        grid_size=grid,
+        temporal_size=frames,
+        device=device,
+    )
+
+
+def _cogvideox_forward(
+    model: nn.Module, x_t: Tensor, timesteps: Tensor, text_embeds: Tensor, rotary_config: Any = None
+) -> Tensor:
+    rotary = None
+    if rotary_config is not None:  # x_t is (B, F, C, h, w)
+        frames, _, height, width = x_t.shape[1:]
+        rotary = cogvideox_rotary_embedding(rotary_config, frames, height, width, x_t.device)
+    return model(
+        hidden_states=x_t,
+        encoder_hidden_states=text_embeds,
+        timestep=timesteps,
+        image_rotary_emb=rotary,
+        return_dict=False,
+    )[0]
 
 
 def _wan_forward(model: nn.Module, x_t: Tensor, timesteps: Tensor, text_embeds: Tensor) -> Tensor:
@@ -55,16 +105,19 @@ def _wan_forward(model: nn.Module, x_t: Tensor, timesteps: Tensor, text_embeds: 
 def cogvideox_denoiser(model: CogVideoXTransformer3DModel, alphas_cumprod: Tensor) -> Denoiser:
     """CogVideoX: v-prediction on the scheduler's ᾱ_t (pass ``scheduler.alphas_cumprod``).
 
+    With rotary embeddings (5B) every forward passes :func:`cogvideox_rotary_embedding` of its latents'
+    size; the config is read here, from the unwrapped model, since a DDP or DeepSpeed wrapper hides it.
+
     Raises:
-        ValueError: for configs with 3-D rotary embeddings (CogVideoX-5B/1.5): their embeddings are built
-            by the pipeline from the latent size and are not yet passed by this adapter.
+        ValueError: a CogVideoX 1.5 config (``patch_size_t`` set): the generator does not sample 1.5, and
+            its latent frames would need the pipeline's padding.
     """
-    if model.config.use_rotary_positional_embeddings:
-        raise ValueError(
-            "CogVideoX with use_rotary_positional_embeddings=True (5B/1.5) needs image_rotary_emb from the "
-            "pipeline, which this adapter does not build yet; use a 2B-style config (learned positions)"
-        )
-    return Denoiser(_cogvideox_forward, DDPMParametrisation(alphas_cumprod.float(), "v_prediction"))
+    config = model.config
+    if config.patch_size_t is not None:
+        raise ValueError("CogVideoX 1.5 (patch_size_t set) is not supported; use a CogVideoX 1.0 (2B, 5B)")
+    rotary = config if config.use_rotary_positional_embeddings else None
+    forward = functools.partial(_cogvideox_forward, rotary_config=rotary)
+    return Denoiser(forward, DDPMParametrisation(alphas_cumprod.float(), "v_prediction"))
 
 
 def wan_denoiser(model: WanTransformer3DModel, shift: float = 1.0) -> Denoiser:

@@ -64,7 +64,8 @@ def _kto(
         cfg.kto_undesirable_weight,
         reference_point=reference_point,
     )
-    # No desirable sample in this micro-batch: no NLL term rather than the mean of nothing (NaN).
+    # No desirable sample in this micro-batch: no NLL term (its divisor may be 0 when none is desirable
+    # in the whole batch, and 0 / 0 is NaN).
     return loss, stats, (policy_err[batch.desirable] if batch.desirable.any() else None)
 
 
@@ -236,6 +237,7 @@ class AlignmentStep:
         step: int = 0,
         reference_point: Tensor | None = None,
         ref_err: Tensor | None = None,
+        desirable_per_micro_batch: Tensor | None = None,
     ) -> tuple[Tensor, L.Stats]:
         """The loss of one batch under one noise draw.
 
@@ -247,6 +249,10 @@ class AlignmentStep:
                 the loss estimate it from this batch (all-reduced across workers).
             ref_err: (B,) reference errors of this batch under this draw (from :meth:`kto_rewards`);
                 None runs the reference forward here.
+            desirable_per_micro_batch: KTO's desirable samples of the global batch per micro-batch
+                (``losses.kto_desirable_per_micro_batch``): the λ1 term is this batch's sum of desirable
+                errors over it, so the accumulated term is the mean over the global batch's desirable
+                samples. None counts this batch alone (all-reduced across workers).
 
         Returns:
             loss: 0-d tensor with gradient to the policy. stats: detached, namespaced metrics.
@@ -258,6 +264,8 @@ class AlignmentStep:
             raise ValueError(
                 f"objective {self.config.objective!r} takes a {self.objective.batch_type.__name__}"
             )
+        if desirable_per_micro_batch is not None and self.config.objective != "kto":
+            raise ValueError(f"desirable_per_micro_batch is KTO's; objective is {self.config.objective!r}")
         if isinstance(batch, PairBatch):
             x0 = torch.cat([batch.winner, batch.loser])
             noise, t = draw.noise.repeat(2, *[1] * (draw.noise.dim() - 1)), draw.timesteps.repeat(2)
@@ -296,16 +304,21 @@ class AlignmentStep:
             loss, stats, preferred_err = _kto(policy_err, ref_err, batch, self.config, reference_point)
         else:
             loss, stats, preferred_err = self.objective.fn(policy_err, ref_err, batch, self.config)
+        divisor = desirable_per_micro_batch
+        if divisor is None and self.config.objective == "kto" and self.config.lambda_preferred > 0:
+            # Outside the ``preferred_err`` branch: every worker joins the all-reduce, with or without
+            # desirable samples of its own.
+            divisor = L.kto_desirable_per_micro_batch(batch.desirable, micro_batches=1)
         loss, nll_stats = L.nll_regularisers(
-            loss, preferred_err, real_err, self.config.lambda_preferred, self.config.lambda_real
+            loss, preferred_err, real_err, self.config.lambda_preferred, self.config.lambda_real, divisor
         )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss ({loss.item()}) at step {step}, batch {list(batch.ids)}"
             )
         if self.config.objective == "kto" and self.config.lambda_preferred > 0:
-            # A micro-batch without desirable samples adds no λ1 term; its stat is 0 so that every
-            # micro-batch (and every worker) reports the same keys for averaging and all-reduce.
+            # A micro-batch without desirable samples adds no λ1 term (its share of the global mean is
+            # 0); its stat is 0 so that every micro-batch and worker reports the same keys.
             nll_stats.setdefault("nll_preferred", loss.detach().new_zeros(()))
         metrics = {METRIC_NAMES[k]: v for k, v in (stats | nll_stats).items()}
         metrics["train/loss"] = loss.detach()

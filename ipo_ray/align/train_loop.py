@@ -11,6 +11,8 @@ metrics, averaged over workers, go to MLflow from rank 0 when a tracking target 
 KTO's reference point Q is the mean implicit reward over the whole global batch of a step: a
 gradient-free pass over the step's micro-batches computes the rewards, all-reduced across workers,
 before the pass with gradients (one extra policy forward per sample; the reference errors are reused).
+KTO's λ1 NLL term is likewise the mean over the global batch's desirable samples, counted the same way,
+so micro-batches holding different numbers of them are weighted by sample, not by micro-batch.
 
 Reproducibility and resume: each pair's or sample's noise and timestep come from a generator seeded by
 (seed, epoch, row id), so they are a function of the data, not of history, worker count or
@@ -43,7 +45,7 @@ from ipo_ray.align.batches import PairBatch, SampleBatch
 from ipo_ray.align.models import REFERENCES, Denoiser, FrozenCopyReference
 from ipo_ray.align.real import RealClips, hash_seed, real_draw
 from ipo_ray.align.step import AlignmentStep, StepConfig
-from ipo_ray.align.zero import ZERO_STAGES, load_zero_state, save_zero_state, zero_engine
+from ipo_ray.align.zero import ZERO_STAGES, full_state_dict, load_zero_state, save_zero_state, zero_engine
 from ipo_ray.data import columns as col
 from ipo_ray.generator.files import load_latents, load_prompt_embeds
 
@@ -68,7 +70,7 @@ class TrainLoopConfig:
         seed: seeds the initial weights and every noise draw.
         resume_from: a checkpoint directory to start from (a restart after a failure uses Ray's own).
         mixed_precision: ``no`` or ``bf16`` (autocast of the forwards; GPU workers only).
-        zero_stage: 0 = DDP; 1 or 2 = DeepSpeed ZeRO (``ipo_ray.align.zero``) instead of DDP.
+        zero_stage: 0 = DDP; 1, 2 or 3 = DeepSpeed ZeRO (``ipo_ray.align.zero``) instead of DDP.
         real_batch_size: real videos drawn beside each micro-batch for the λ2 NLL term (IPO Eq. 9);
             0 = none. Needs real clips given to :func:`fit` when > 0 and λ2 > 0.
     """
@@ -180,21 +182,24 @@ def _report(
     opt: torch.optim.Optimizer,
     position: dict[str, int] | None,
     engine: Any = None,
+    zero_stage: int = 0,
 ) -> None:
     """Reports metrics, with a checkpoint of model, optimizer, RNG and data position when given one.
 
     Under ZeRO every rank writes its optimizer partition and reports its directory (Ray persists all
-    ranks' files into one checkpoint); rank 0 adds the model, RNG and position as without ZeRO.
+    ranks' files into one checkpoint); rank 0 adds the model, RNG and position as without ZeRO. Under
+    stage 3 every rank joins the gathering of the whole weights that rank 0 writes.
     """
     if position is None and engine is None:
         ray.train.report(metrics)
         return
+    model_state = full_state_dict(policy, zero_stage) if zero_stage == 3 or position is not None else None
     # Ray persists the directory during report, so a temporary one is removed right after.
     with tempfile.TemporaryDirectory(prefix="ipo-align-ckpt-") as directory:
         if engine is not None:
             save_zero_state(engine, directory)
         if position is not None:
-            state = {"model": policy.state_dict(), "rng": torch.get_rng_state(), **position}
+            state = {"model": model_state, "rng": torch.get_rng_state(), **position}
             if engine is None:
                 state["optimizer"] = opt.state_dict()
             torch.save(state, Path(directory) / STATE_FILE)
@@ -274,7 +279,8 @@ def train_func(config: dict[str, Any]) -> None:
             state = torch.load(Path(d) / STATE_FILE, weights_only=False, map_location=device)
             if engine is not None:
                 load_zero_state(engine, d)
-        policy.load_state_dict(state["model"])
+        if loop.zero_stage != 3:  # stage 3's partitioned parameters came back with the engine's state
+            policy.load_state_dict(state["model"])
         if engine is None:
             opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"].cpu())
@@ -308,27 +314,26 @@ def train_func(config: dict[str, Any]) -> None:
         return batch, step.draw_noise_per_sample(batch, seeds, real_seeds)
 
     def optimizer_step(micro_batches: list, global_step: int) -> dict[str, float]:
-        q, ref_errs = None, [None] * len(micro_batches)
-        if objective == "kto":  # Q over the whole global batch: every micro-batch, every worker
+        q, ref_errs, per_micro = None, [None] * len(micro_batches), None
+        if objective == "kto":  # Q and λ1's mean over the whole global batch: every micro-batch, worker
             with autocast:
                 rewards, ref_errs = zip(*(step.kto_rewards(b, d) for b, d in micro_batches), strict=True)
             q = L.kto_reference_point(torch.cat(rewards).float())
+            desirable = torch.cat([b.desirable for b, _ in micro_batches])
+            per_micro = L.kto_desirable_per_micro_batch(desirable, len(micro_batches))
+        global_terms = {"step": global_step, "reference_point": q, "desirable_per_micro_batch": per_micro}
         pending = []
         for i, (batch, draw) in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             if engine is not None:  # DeepSpeed scales by grad_accum and steps at the boundary itself
                 with autocast:
-                    loss, stats = step.loss(
-                        batch, draw, step=global_step, reference_point=q, ref_err=ref_errs[i]
-                    )
+                    loss, stats = step.loss(batch, draw, ref_err=ref_errs[i], **global_terms)
                 engine.backward(loss)
                 engine.step()
             else:
                 with nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
                     with autocast:
-                        loss, stats = step.loss(
-                            batch, draw, step=global_step, reference_point=q, ref_err=ref_errs[i]
-                        )
+                        loss, stats = step.loss(batch, draw, ref_err=ref_errs[i], **global_terms)
                     (loss / loop.grad_accum).backward()
             pending.append(stats)
         if engine is not None:
@@ -372,7 +377,7 @@ def train_func(config: dict[str, Any]) -> None:
             # only with checkpoints, by every rank at the same steps; per-step metrics go to MLflow.
             if global_step % loop.checkpoint_every == 0 or global_step == loop.max_steps:
                 at = {"step": global_step, "epoch": epoch, "micro": micro} if rank == 0 else None
-                _report(metrics, policy, opt, at, engine)
+                _report(metrics, policy, opt, at, engine, loop.zero_stage)
             if global_step >= loop.max_steps:
                 break
         if micro == 0 and skip == 0:

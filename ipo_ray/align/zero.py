@@ -1,12 +1,14 @@
-"""DeepSpeed ZeRO (stages 1 and 2) for the Ray Train loop: optimizer state and gradients partitioned
-across workers, parameters replicated, so the frozen-copy or adapters-off reference and the export
-work unchanged.
+"""DeepSpeed ZeRO for the Ray Train loop: stage 1 partitions the optimizer state across workers,
+stage 2 also the gradients, stage 3 also the parameters.
 
 Facts behind the settings (``shared/notes/cpu-stack.md``): on CPU DeepSpeed needs
 ``DS_ACCELERATOR=cpu`` set before it is imported, the gloo group Ray Train already created
-(``dist_init_required=False``), and a plain torch optimizer (its own compile for ~40 s). Stage 3
-partitions the parameters themselves, which the reference copy and the export would first have to
-gather; it is not offered.
+(``dist_init_required=False``), and a plain torch optimizer (its own compile for ~40 s).
+
+Stage 3 and the parts of the loop that need whole weights: the frozen-copy reference is copied from
+the policy before the engine partitions it (so it stays whole, as under stages 1-2); the adapters-off
+reference calls the partitioned policy, whose DeepSpeed hooks gather each layer for its forward; the
+checkpoint's full weights (which the export loads) are gathered by :func:`full_state_dict`.
 
 Checkpoints: every rank writes its optimizer partition with ``engine.save_checkpoint`` into its own
 directory and reports it; Ray Train persists all ranks' files into one checkpoint folder, from which
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-ZERO_STAGES = (1, 2)
+ZERO_STAGES = (1, 2, 3)
 DS_TAG = "zero"  # the sub-folder DeepSpeed writes its checkpoint under
 
 
@@ -38,7 +40,7 @@ def zero_engine(
 
     Args:
         policy: the model (already on its device). optimizer: a torch optimizer over its trainable
-            parameters. stage: 1 or 2. micro_batch, grad_accum: as in the loop (DeepSpeed divides the
+            parameters. stage: 1, 2 or 3. micro_batch, grad_accum: as in the loop (DeepSpeed divides the
             loss by grad_accum and steps the optimizer at the accumulation boundary itself).
         max_grad_norm: clipping norm. bf16: bf16 weights and compute (GPU).
 
@@ -67,13 +69,26 @@ def zero_engine(
     return engine
 
 
+def full_state_dict(policy: nn.Module, stage: int) -> dict[str, torch.Tensor]:
+    """The policy's whole state dict. Under stage 3 each rank holds a slice of every parameter, so they
+    are gathered (a collective: every rank must call this) and copied out before DeepSpeed frees them.
+    """
+    if stage != 3:
+        return policy.state_dict()
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(policy.parameters())):
+        return {k: v.detach().clone() for k, v in policy.state_dict().items()}
+
+
 def save_zero_state(engine: Any, directory: str | os.PathLike[str]) -> None:
     """Every rank writes its own optimizer partition (rank 0 also the module) under ``directory``."""
     engine.save_checkpoint(str(directory), tag=DS_TAG)
 
 
 def load_zero_state(engine: Any, directory: str | os.PathLike[str]) -> None:
-    """Loads the module and this rank's optimizer partition from a checkpoint folder."""
+    """Loads the module and this rank's optimizer partition (under stage 3 its parameter partition
+    too) from a checkpoint folder."""
     path, _ = engine.load_checkpoint(str(directory), tag=DS_TAG)
     if path is None:
         raise FileNotFoundError(f"no DeepSpeed checkpoint '{DS_TAG}' under {Path(directory)}")

@@ -125,12 +125,12 @@ class AlignConfig(Section):
     mixed_precision: Literal["no", "bf16"] = Field(
         "no", description="bf16 autocast of forwards on GPU; CPU trains in fp32 (bf16 needs use_gpu)."
     )
-    zero_stage: Literal[0, 1, 2] = Field(
+    zero_stage: Literal[0, 1, 2, 3] = Field(
         0,
         description=(
-            "DeepSpeed ZeRO stage instead of DDP: 1 partitions optimizer state, 2 also gradients "
-            "(parameters stay replicated, so references and export are unchanged; stage 3 is not "
-            "offered). On CPU DeepSpeed runs with DS_ACCELERATOR=cpu over gloo; 0 = plain DDP."
+            "DeepSpeed ZeRO stage instead of DDP: 1 partitions optimizer state, 2 also gradients, 3 "
+            "also parameters (gathered for checkpoints and export; a frozen-copy reference stays whole "
+            "on every worker). On CPU DeepSpeed runs with DS_ACCELERATOR=cpu over gloo; 0 = plain DDP."
         ),
     )
     seed: Seed = Field(0, description="Seeds the noise draws and any fresh weights of alignment.")

@@ -111,11 +111,20 @@ class CriticTrainConfig(Section):
     runner: Literal["ray", "local"] = Field(
         "ray", description="ray = Ray Train TorchTrainer (gloo); local = this process, one worker."
     )
-    workers: int = Field(2, ge=1, description="Ray Train workers; gradients all-reduced over gloo on CPU.")
+    workers: int = Field(2, ge=1, description="Ray Train workers; gradients all-reduced over gloo or NCCL.")
     cpus_per_worker: float = Field(
         0.5, gt=0, description="CPUs per Ray Train worker; fractional so 2 cores never deadlock."
     )
     threads: int = Field(1, ge=1, description="torch threads per worker.")
+    gpus_per_worker: float = Field(
+        0.0,
+        ge=0,
+        description="GPUs per Ray Train worker; > 0 trains on GPUs over NCCL (each worker on the GPU Ray "
+        "Train assigns it), 0 on CPUs over gloo.",
+    )
+    bf16: bool = Field(
+        False, description="bf16 autocast of the forward passes (GPU workers; weights stay fp32)."
+    )
     seed: Seed = Field(0, description="Seeds the split, the initial weights and the data order.")
 
     @model_validator(mode="after")
@@ -133,5 +142,9 @@ class CriticTrainConfig(Section):
             problems.append(
                 ("batch_size", f"must be a multiple of workers ({self.workers}), got {self.batch_size}")
             )
+        if self.bf16 and not self.gpus_per_worker:
+            problems.append(("bf16", "bf16 autocast needs GPU workers (gpus_per_worker > 0)"))
+        if self.runner == "local" and self.gpus_per_worker:
+            problems.append(("gpus_per_worker", "GPU workers need runner=ray"))
         raise_problems(problems)
         return self

@@ -31,6 +31,15 @@ class SrpoConfig(Section):
     cpus_per_worker: float = Field(
         0.5, gt=0, description="CPUs per refresh worker (beside the align workers)."
     )
+    gpus_per_worker: float = Field(
+        0.0,
+        ge=0,
+        description="GPUs per Ray Train worker; > 0 trains on GPUs over NCCL (each worker on the GPU Ray "
+        "Train assigns it), 0 on CPUs over gloo.",
+    )
+    bf16: bool = Field(
+        False, description="bf16 autocast of the forward passes (GPU workers; weights stay fp32)."
+    )
     keep_tolerance: float = Field(
         0.02,
         ge=0,
@@ -64,15 +73,17 @@ class SrpoConfig(Section):
 
     @model_validator(mode="after")
     def _check_pairs_split(self) -> Self:
+        problems = []
         if self.preference_loss and self.pairs_per_step % self.workers:
-            raise_problems(
-                [
-                    (
-                        "pairs_per_step",
-                        f"must be a multiple of workers ({self.workers}), got {self.pairs_per_step}",
-                    )
-                ]
+            problems.append(
+                (
+                    "pairs_per_step",
+                    f"must be a multiple of workers ({self.workers}), got {self.pairs_per_step}",
+                )
             )
+        if self.bf16 and not self.gpus_per_worker:
+            problems.append(("bf16", "bf16 autocast needs GPU workers (gpus_per_worker > 0)"))
+        raise_problems(problems)
         return self
 
 
@@ -127,7 +138,13 @@ class LoopConfig(Section):
         ),
     )
     experiment: str = Field("ipo-ray", min_length=1, description="MLflow experiment name.")
-    video_grid_prompts: int = Field(4, ge=0, description="Prompts shown in each round's video grid artifact.")
+    video_grid_prompts: int = Field(
+        4,
+        ge=0,
+        description="Prompts shown in each round's video grids: candidates.mp4 (the round's candidates) and "
+        "eval_grid.mp4 (per evaluation prompt, the base generator's clip beside the round's, same seed; "
+        "evaluate stages keep these clips); 0 draws neither.",
+    )
 
     @model_validator(mode="after")
     def _check_prompt_source(self) -> Self:

@@ -136,6 +136,15 @@ class SeedSetConfig(Section):
         0.2, gt=0, le=1, description="Weakest planted defect; weak ones read as Normal. At most max_strength."
     )
     max_strength: float = Field(1.0, gt=0, le=1, description="Strongest planted defect, in (0, 1].")
+    generated_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the clips and pairs sampled from the world generator (generator.model_path, "
+        "else the shipped small model; generator steps and guidance) instead of rendered: IPO's "
+        "annotators judged the base model's own videos, and a critic that saw only renders misjudges "
+        "generated clips.",
+    )
     seed: Seed = Field(7, description="Seed for the seed set's prompts, renders and defects.")
 
     @model_validator(mode="after")

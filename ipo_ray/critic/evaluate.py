@@ -22,7 +22,7 @@ from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 from ipo_ray.critic.judge import CriticBackend, CriticRequest
 from ipo_ray.critic.parity import verdict_token_ids
 from ipo_ray.critic.parse import parse_answer
-from ipo_ray.critic.sft import SftExample, collate, encode
+from ipo_ray.critic.sft import SftExample, collate, encode, model_device
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_frames
 from ipo_ray.vocab import DIMENSIONS
@@ -64,10 +64,11 @@ def first_token_verdicts(
             [encode(processor, e, [frames(p) for p in e.video_paths], with_answer=False) for e in chunk],
             tokenizer.pad_token_id,
             merge,
+            model_device(model),
         )
         hidden = model.model(**batch).last_hidden_state  # (B, L, H)
         last = batch["attention_mask"].sum(1) - 1  # right padding: the prompt's last real token
-        logits = model.lm_head(hidden[torch.arange(len(chunk)), last])  # (B, V)
+        logits = model.lm_head(hidden[torch.arange(len(chunk), device=last.device), last])  # (B, V)
         for row, e in zip(logits, chunk, strict=True):
             verdicts = list(ids[e.kind])
             out.append(verdicts[int(row[[ids[e.kind][v] for v in verdicts]].argmax())])

@@ -93,7 +93,7 @@ class VerdictProbe(nn.Module):
             raise ValueError(f"{len(examples)} rows hold {video} videos but the forward saw {means.shape[0]}")
         if not logits:
             return means.sum() * 0.0
-        return F.cross_entropy(torch.stack(logits), torch.tensor(targets))
+        return F.cross_entropy(torch.stack(logits), torch.tensor(targets, device=means.device))
 
 
 def verdict_targets(examples: Sequence[SftExample]) -> dict[tuple[str, ...], list[int]]:
@@ -128,7 +128,9 @@ class _EncodedItems:
     def means(self, visual: nn.Module, width: int, idx: torch.Tensor) -> torch.Tensor:
         """(B, per_item·width): the items' videos' mean merged tokens, side by side."""
         videos = (idx[:, None] * self.per_item + torch.arange(self.per_item)).reshape(-1)
-        tokens = visual(self.pixels[videos].reshape(-1, self.pixels.shape[-1]), grid_thw=self.grid[videos])
+        device = next(visual.parameters()).device
+        pixels = self.pixels[videos].reshape(-1, self.pixels.shape[-1]).to(device)
+        tokens = visual(pixels, grid_thw=self.grid[videos].to(device))
         return tokens.pooler_output.view(len(videos), -1, width).mean(1).view(len(idx), -1)
 
 
@@ -182,18 +184,23 @@ def warm_up_vision(
         if items:
             sets.append((_EncodedItems(processor, frames, items, [targets[i] for i in items]), per_step))
     visual, width = core.model.visual, core.config.text_config.hidden_size
-    heads = {1: nn.Linear(width, len(DIMENSIONS) * 3), 2: nn.Linear(2 * width, len(DIMENSIONS) * 3)}
+    device = next(visual.parameters()).device
+    heads = {
+        1: nn.Linear(width, len(DIMENSIONS) * 3, device=device),
+        2: nn.Linear(2 * width, len(DIMENSIONS) * 3, device=device),
+    }
     params = [*visual.parameters(), *heads[1].parameters(), *heads[2].parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     visual.train()
     losses: list[float] = []
     for step in range(1, steps + 1):
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=device)
         for items, per_step in sets:
             idx = torch.from_numpy(rng.choice(len(items), size=min(per_step, len(items)), replace=False))
             logits = heads[items.per_item](items.means(visual, width, idx)).view(-1, 3)  # (B·dims, 3)
-            loss = loss + F.cross_entropy(logits, items.labels[idx].reshape(-1), ignore_index=-100)
+            labels = items.labels[idx].reshape(-1).to(device)
+            loss = loss + F.cross_entropy(logits, labels, ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -247,8 +247,15 @@ def encode(
     return Encoded(ids, labels, types, enc["pixel_values_videos"], enc["video_grid_thw"])
 
 
-def collate(batch: Sequence[Encoded], pad_id: int, merge_size: int) -> dict[str, torch.Tensor]:
-    """Right-pads a batch and adds M-RoPE positions under vLLM's rule.
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's weights are (the device its batches must be on)."""
+    return next(model.parameters()).device
+
+
+def collate(
+    batch: Sequence[Encoded], pad_id: int, merge_size: int, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Right-pads a batch and adds M-RoPE positions under vLLM's rule, on `device`.
 
     Returns:
         ``input_ids``, ``attention_mask``, ``mm_token_type_ids`` (B, Lmax); ``labels`` (B, Lmax)
@@ -277,7 +284,8 @@ def collate(batch: Sequence[Encoded], pad_id: int, merge_size: int) -> dict[str,
     }
     if all(e.labels is not None for e in batch):
         out["labels"] = pad([e.labels for e in batch], IGNORE)  # type: ignore[misc]
-    return out
+    # Built on the CPU (the encoded examples are cached there), moved once.
+    return {k: v.to(device) for k, v in out.items()}
 
 
 def answer_weights(labels: torch.Tensor, verdict_weight: float = 1.0) -> torch.Tensor:
@@ -349,7 +357,8 @@ def answer_logps(model: Qwen2VLForConditionalGeneration, batch: dict[str, torch.
     logits, targets, predicts = _answer_logits(model, batch)
     token_logps = -F.cross_entropy(logits.float(), targets[predicts], reduction="none")  # (N,)
     rows = predicts.nonzero()[:, 0]  # (N,) the batch row of each predicted token
-    return torch.zeros(predicts.shape[0], dtype=token_logps.dtype).index_add(0, rows, token_logps)
+    sums = torch.zeros(predicts.shape[0], dtype=token_logps.dtype, device=token_logps.device)
+    return sums.index_add(0, rows, token_logps)
 
 
 def _answer_logits(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ipo_ray.critic.sft import Encoded, FrameCache, answer_logps, collate, encode
+from ipo_ray.critic.sft import Encoded, FrameCache, answer_logps, collate, encode, model_device
 from ipo_ray.critic.srpo import SrpoPair, srpo_loss
 
 REFERENCE_BATCH = 16  # sequences per no-grad reference forward
@@ -70,6 +70,7 @@ class SrpoTerm:
         self.pad_id, self.merge_size = pad_id, merge_size
         self.beta, self.rank, self.world_size = beta, rank, world_size
         self.reference: torch.Tensor | None = None  # (P, 2): chosen, rejected
+        self.device = torch.device("cpu")  # the critic's, set by compute_reference
         self._encoded: dict[tuple[int, int], Encoded] = {}
 
     def _batch(self, keys: Sequence[tuple[int, int]]) -> dict[str, torch.Tensor]:
@@ -80,12 +81,14 @@ class SrpoTerm:
                 text = pair.chosen if key[1] == 0 else pair.rejected
                 videos = [self.frames(p) for p in pair.example.video_paths]
                 self._encoded[key] = encode(self.processor, pair.example, videos, answer=text)  # type: ignore[arg-type]
-        return collate([self._encoded[k] for k in keys], self.pad_id, self.merge_size)
+        return collate([self._encoded[k] for k in keys], self.pad_id, self.merge_size, self.device)
 
     @torch.no_grad()
     def compute_reference(self, model: torch.nn.Module) -> None:
         """Scores every pair with `model` (the critic before any step); call once, on every rank."""
-        reference = torch.zeros(len(self.pairs), 2, dtype=torch.float64)
+        self.device = model_device(model)
+        # On the critic's device: NCCL all-reduces device tensors only.
+        reference = torch.zeros(len(self.pairs), 2, dtype=torch.float64, device=self.device)
         keys = [(i, side) for i in range(self.rank, len(self.pairs), self.world_size) for side in (0, 1)]
         for first in range(0, len(keys), REFERENCE_BATCH):
             chunk = keys[first : first + REFERENCE_BATCH]
@@ -116,14 +119,14 @@ class SrpoTerm:
             keys = [(int(i), side) for side in (0, 1) for i in mine]  # all chosen, then all rejected
             logps = answer_logps(model, self._batch(keys))
             policy_chosen, policy_rejected = logps[: len(mine)], logps[len(mine) :]
-            ref = self.reference[torch.as_tensor(mine, dtype=torch.long)]
+            ref = self.reference[torch.as_tensor(mine, dtype=torch.long, device=self.device)]
             losses, margins = srpo_loss(policy_chosen, policy_rejected, ref[:, 0], ref[:, 1], self.beta)
             loss = losses.sum() / global_pairs
             local = [losses.sum().item(), margins.sum().item(), float((margins > 0).sum()), float(len(mine))]
         else:
-            loss = torch.zeros(())
+            loss = torch.zeros((), device=self.device)
             local = [0.0, 0.0, 0.0, 0.0]
-        sums = torch.tensor(local, dtype=torch.float64)
+        sums = torch.tensor(local, dtype=torch.float64, device=self.device)
         if self.world_size > 1:
             dist.all_reduce(sums)
         return loss, SrpoStepStats(*sums.tolist())

@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from ipo_ray.critic.sft import (
     describe_examples,
     encode,
     examples_from_labels,
+    model_device,
     split_held_out,
 )
 from ipo_ray.critic.srpo import read_pairs
@@ -88,6 +89,8 @@ class TrainPlan:
         srpo_pairs_per_step: Global pairs per step (fewer when fewer exist; a multiple of the workers).
         probe_weight: Weight of the video verdict probe's loss (`probe.VerdictProbe`, training only);
             0 = none.
+        device: Torch device of the worker ("cpu", or the GPU Ray Train assigned, "cuda:0").
+        bf16: bf16 autocast of the forward passes (on GPUs; weights and optimiser state stay fp32).
     """
 
     init_dir: str
@@ -119,6 +122,8 @@ class TrainPlan:
     srpo_weight: float = 1.0
     srpo_pairs_per_step: int = 16
     probe_weight: float = 0.0
+    device: str = "cpu"
+    bf16: bool = False
 
 
 def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
@@ -163,6 +168,8 @@ def train_critic(
     pool = train + (describe_examples(train) if num_describe else [])
     describe_order = _batch_order(len(pool) - len(train), num_describe, plan.seed, 1, "describe rows")
     model, processor = load_critic(plan.init_dir)
+    device = torch.device(plan.device)
+    model.to(device)
     core = model  # the Qwen2-VL whose modules LoRA (if any) wraps in place
     frames = FrameCache(plan.num_frames)
     pad, merge = processor.tokenizer.pad_token_id, core.config.vision_config.spatial_merge_size
@@ -183,7 +190,7 @@ def train_critic(
         model = _with_lora(model, plan)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    probe = VerdictProbe(core) if plan.probe_weight > 0 else None
+    probe = VerdictProbe(core).to(device) if plan.probe_weight > 0 else None
     if probe is not None:
         params += list(probe.parameters())
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
@@ -194,7 +201,7 @@ def train_critic(
             if i not in cache:
                 e = pool[i]
                 cache[i] = encode(processor, e, [frames(p) for p in e.video_paths], True, plan.with_reasons)
-        return collate([cache[i] for i in indices], pad, merge)
+        return collate([cache[i] for i in indices], pad, merge, device)
 
     evaluator = _Evaluator(plan, held, frames) if rank == 0 else None
     per_worker = plan.batch_size // world_size
@@ -235,7 +242,8 @@ def train_critic(
             batch = batch_of(mine)
             count = float(answer_weights(batch["labels"], plan.verdict_weight).sum())
             # One all-reduce carries the global token count, rank 0's stop decision and its progress.
-            sync = torch.tensor([count, float(progress >= 1.0), progress], dtype=torch.float64)
+            # On the worker's device: NCCL all-reduces device tensors only.
+            sync = torch.tensor([count, float(progress >= 1.0), progress], dtype=torch.float64, device=device)
             if world_size > 1:
                 sync[1:] *= rank == 0
                 dist.all_reduce(sync)
@@ -244,20 +252,24 @@ def train_critic(
                 return last[0] if last and last[0]["train/step"] == step else evaluate()
             for group in opt.param_groups:
                 group["lr"] = plan.lr * lr_factor(step, float(sync[2]), plan.warmup_steps)
-            loss_sum, _ = answer_loss(core, batch, plan.verdict_weight)
-            loss = loss_sum / sync[0].item()
-            if probe is not None:
-                # A mean over this worker's rows; workers' gradients are summed, hence the division.
-                probe_loss = probe.loss([pool[i] for i in mine])
-                loss = loss + plan.probe_weight * probe_loss / world_size
-                probe_losses.append(probe_loss.item())
-            if srpo is not None and srpo_per_step:
-                # The step's global pair batch, the same on every rank; this rank takes its slice.
-                step_pairs = next(srpo_order)
-                share = srpo_per_step // world_size
-                term, stats = srpo.step(core, step_pairs[rank * share : (rank + 1) * share], srpo_per_step)
-                loss = loss + plan.srpo_weight * term
-                srpo_stats.append(stats)
+            # bf16 autocast covers every forward of the step (answers, probe, SRPO); backward follows it.
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan.bf16):
+                loss_sum, _ = answer_loss(core, batch, plan.verdict_weight)
+                loss = loss_sum / sync[0].item()
+                if probe is not None:
+                    # A mean over this worker's rows; workers' gradients are summed, hence the division.
+                    probe_loss = probe.loss([pool[i] for i in mine])
+                    loss = loss + plan.probe_weight * probe_loss / world_size
+                    probe_losses.append(probe_loss.item())
+                if srpo is not None and srpo_per_step:
+                    # The step's global pair batch, the same on every rank; this rank takes its slice.
+                    step_pairs = next(srpo_order)
+                    share = srpo_per_step // world_size
+                    term, stats = srpo.step(
+                        core, step_pairs[rank * share : (rank + 1) * share], srpo_per_step
+                    )
+                    loss = loss + plan.srpo_weight * term
+                    srpo_stats.append(stats)
             loss.backward()
             if world_size > 1:
                 _all_reduce_grads(params)
@@ -343,7 +355,7 @@ def video_reliance(
                 e, donor = examples[i], examples[(i + shift) % len(examples)]
                 paths = [donor.video_paths[k % len(donor.video_paths)] for k in range(len(e.video_paths))]
                 batch.append(encode(processor, e, [frames(p) for p in paths], True, with_reasons))
-            loss, w = answer_loss(model, collate(batch, pad, merge))
+            loss, w = answer_loss(model, collate(batch, pad, merge, model_device(model)))
             total, weight = total + loss.item(), weight + w
         result.append(total / weight)
     return result[0], result[1]
@@ -443,12 +455,29 @@ def _read_manifest_version(path: str) -> str | None:
     return json.loads(file.read_text())["version"] if file.is_file() else None
 
 
+def worker_resources(workers: int, cpus: float, gpus: float) -> tuple[dict[str, Any], str]:
+    """Ray Train's ``ScalingConfig`` arguments and the process-group backend for the workers.
+
+    Raises:
+        ValueError: no CPUs, or negative GPUs.
+    """
+    if cpus <= 0 or gpus < 0:
+        raise ValueError(f"workers need CPUs > 0 and GPUs >= 0, got {cpus} CPUs and {gpus} GPUs")
+    resources = {"CPU": cpus} | ({"GPU": gpus} if gpus else {})
+    scaling = {"num_workers": workers, "use_gpu": gpus > 0, "resources_per_worker": resources}
+    return scaling, "nccl" if gpus > 0 else "gloo"
+
+
 def _ray_worker(config: dict[str, Any]) -> None:
     import ray.train
+    import ray.train.torch
 
     ctx = ray.train.get_context()
+    plan = TrainPlan(**config["plan"])
+    if config.get("use_gpu"):
+        plan = replace(plan, device=str(ray.train.torch.get_device()))
     # Ray Train v2's report is collective: every rank calls it at each evaluation.
-    train_critic(TrainPlan(**config["plan"]), ctx.get_world_rank(), ctx.get_world_size(), ray.train.report)
+    train_critic(plan, ctx.get_world_rank(), ctx.get_world_size(), ray.train.report)
 
 
 def fit_with_ray(
@@ -458,8 +487,10 @@ def fit_with_ray(
     storage_path: str,
     name: str = "critic-sft",
     max_failures: int = 0,
+    gpus_per_worker: float = 0.0,
 ) -> dict[str, float]:
-    """Runs `train_critic` on `workers` Ray Train workers (gloo) on the connected Ray cluster.
+    """Runs `train_critic` on `workers` Ray Train workers on the connected Ray cluster: gloo on
+    CPUs, or NCCL with each worker on the GPU Ray Train assigns it.
 
     Args:
         plan: The run; paths must be readable by every worker (one machine, or shared storage).
@@ -470,6 +501,8 @@ def fit_with_ray(
         name: Ray Train run name.
         max_failures: Worker-group restarts after a failure; a restart trains again from
             `plan.init_dir` (no mid-run checkpoint), so it suits short runs such as a refresh.
+        gpus_per_worker: GPUs each worker holds; > 0 trains on GPUs (the plan's device is set per
+            worker), 0 on CPUs.
 
     Returns:
         The last evaluation's metrics (rank 0's, from the checkpoint manifest).
@@ -479,13 +512,12 @@ def fit_with_ray(
 
     if plan.batch_size % workers:
         raise ValueError(f"batch_size {plan.batch_size} must be a multiple of workers ({workers})")
+    scaling, backend = worker_resources(workers, cpus_per_worker, gpus_per_worker)
     trainer = ray.train.torch.TorchTrainer(
         _ray_worker,
-        train_loop_config={"plan": asdict(plan)},
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=workers, use_gpu=False, resources_per_worker={"CPU": cpus_per_worker}
-        ),
-        torch_config=ray.train.torch.TorchConfig(backend="gloo"),
+        train_loop_config={"plan": asdict(plan), "use_gpu": scaling["use_gpu"]},
+        scaling_config=ray.train.ScalingConfig(**scaling),
+        torch_config=ray.train.torch.TorchConfig(backend=backend),
         run_config=ray.train.RunConfig(
             name=name,
             storage_path=storage_path,

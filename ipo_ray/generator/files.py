@@ -124,17 +124,29 @@ def cached_prompt_embeds(generator: VideoGenerator, text: str, path: Path) -> to
     Raises:
         GeneratorError: The cached file belongs to a different prompt text (a prompt id was reused).
     """
-    if path.is_file():
-        tensors, metadata = _read(path)
-        if metadata.get("prompt") != text:
-            raise GeneratorError(
-                f"{path} caches the embeddings of {metadata.get('prompt')!r}, not {text!r}: a prompt id was "
-                f"reused for another text; give every prompt a unique id"
-            )
-        return tensors[_EMBEDS_KEY]
+    if is_cached_prompt(path, text):
+        return load_prompt_embeds(path)
     embeds = generator.encode_prompt(text)
     save_prompt_embeds(path, embeds, prompt=text, version=generator.version)
     return embeds
+
+
+def is_cached_prompt(path: Path, text: str) -> bool:
+    """Whether `path` holds the embeddings of `text` (False when there is no file); reads only metadata.
+
+    Raises:
+        GeneratorError: The file caches another prompt text (a prompt id was reused).
+    """
+    if not path.is_file():
+        return False
+    with safe_open(str(path), framework="pt") as f:
+        cached = (f.metadata() or {}).get("prompt")
+    if cached != text:
+        raise GeneratorError(
+            f"{path} caches the embeddings of {cached!r}, not {text!r}: a prompt id was "
+            f"reused for another text; give every prompt a unique id"
+        )
+    return True
 
 
 def save_prompt_embeds(

@@ -58,7 +58,9 @@ def tiny_tokenizer(vocab_size: int = 400, corpus: Iterable[str] | None = None) -
 def build_tiny_cogvideox(seed: int = 0, num_layers: int = 1, rotary: bool = False) -> CogVideoXPipeline:
     """A random CogVideoX 1.0 pipeline: 16×16 px → 2×2 latents, patch 2, 9 frames → 3 latent frames.
 
-    `rotary` gives CogVideoX-5B's 3D rotary position embeddings instead of 2B's sin-cos ones.
+    `rotary` gives CogVideoX-5B's layout: 3D rotary position embeddings instead of 2B's sin-cos ones,
+    and a 2:3 native grid (5B: 60×90 latents, here 4×6 = 32×48 px) so that other sizes exercise the
+    pipeline's resize-and-crop of the RoPE grid; sample it at ≥ 32 px for more than one token per frame.
     """
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
@@ -83,8 +85,8 @@ def build_tiny_cogvideox(seed: int = 0, num_layers: int = 1, rotary: bool = Fals
         time_embed_dim=4,
         text_embed_dim=TEXT_DIM,
         num_layers=num_layers,
-        sample_width=2,
-        sample_height=2,
+        sample_width=6 if rotary else 2,
+        sample_height=4 if rotary else 2,
         sample_frames=9,
         patch_size=2,
         temporal_compression_ratio=4,

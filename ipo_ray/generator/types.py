@@ -3,7 +3,9 @@
 A backend (`CogVideoXGenerator`, `WanGenerator`) is a plain object holding a loaded diffusers model.
 It exposes four tensor-level operations (`encode_prompt`, `denoise`, `decode`, `encode_video`) and
 `sample`, which runs them for K candidates per prompt and writes files (`ipo_ray.generator.files`).
-Ray wrappers only place and call these objects.
+Ray wrappers only place and call these objects. A backend may also offer batched forms of the two
+encoders (`encode_prompts`, `encode_videos`); `encode_prompts` and `encode_videos` below use them
+where present and fall back to one call per item otherwise.
 
 Seeds: each candidate has its own 63-bit seed and its own CPU `torch.Generator`, so a candidate is
 reproducible from its seed alone, whatever else shared its batch. `candidate_seeds` derives the K
@@ -110,6 +112,29 @@ class VideoGenerator(Protocol):
         ...
 
 
+def encode_prompts(generator: VideoGenerator, texts: Sequence[str]) -> torch.Tensor:
+    """Text embeddings of B prompts, shape (B, L, D): one text-encoder batch where the backend offers one.
+
+    Every backend pads each prompt to its fixed ``max_sequence_length`` whatever the batch holds, so a
+    row equals that prompt's `encode_prompt` (up to float rounding of batched kernels).
+    """
+    batched = getattr(generator, "encode_prompts", None)
+    if batched is not None:
+        return batched(list(texts))
+    return torch.stack([generator.encode_prompt(text) for text in texts])
+
+
+def encode_videos(generator: VideoGenerator, clips: Sequence[np.ndarray]) -> torch.Tensor:
+    """Latents of B clips, each uint8 frames (T, H, W, 3) of one shape, as (B, *latent_shape).
+
+    One VAE batch where the backend offers `encode_videos`; one `encode_video` per clip otherwise.
+    """
+    batched = getattr(generator, "encode_videos", None)
+    if batched is not None:
+        return batched(list(clips))
+    return torch.stack([generator.encode_video(frames) for frames in clips])
+
+
 def candidate_seeds(base_seed: int, num_candidates: int) -> list[int]:
     """The seeds of a prompt's candidates, derived from the prompt's base seed.
 
@@ -168,3 +193,13 @@ def uint8_to_video(frames: np.ndarray) -> torch.Tensor:
         )
     video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).unsqueeze(0)
     return video.float() / 127.5 - 1.0
+
+
+def uint8_to_videos(clips: Sequence[np.ndarray]) -> torch.Tensor:
+    """Converts B ≥ 1 clips of uint8 frames (T, H, W, 3), all of one shape, to a VAE input (B, 3, T, H, W)."""
+    if not clips:
+        raise GeneratorError("no clips to encode")
+    shapes = {getattr(frames, "shape", None) for frames in clips}
+    if len(shapes) > 1:
+        raise GeneratorError(f"clips encoded in one batch must share a shape, got {sorted(map(str, shapes))}")
+    return torch.cat([uint8_to_video(frames) for frames in clips])

@@ -31,7 +31,7 @@ from ipo_ray.generator.types import (
     Candidate,
     GeneratorError,
     cpu_generators,
-    uint8_to_video,
+    uint8_to_videos,
     video_to_uint8,
 )
 
@@ -127,18 +127,26 @@ class WanGenerator:
         )
         self._negative_embeds: torch.Tensor | None = None
 
-    @torch.no_grad()
     def encode_prompt(self, text: str) -> torch.Tensor:
         """UMT5 embeddings of `text`, shape (L, D), zero beyond the prompt's tokens (as the pipeline does)."""
+        return self.encode_prompts([text])[0]
+
+    @torch.no_grad()
+    def encode_prompts(self, texts: Sequence[str]) -> torch.Tensor:
+        """UMT5 embeddings of B prompts in one batch, shape (B, L, D).
+
+        Each prompt is padded to `max_sequence_length` under an attention mask and zeroed beyond its
+        tokens, so its row is the same in any batch.
+        """
         embeds, _ = self.pipe.encode_prompt(
-            prompt=[text],
+            prompt=list(texts),
             do_classifier_free_guidance=False,
             num_videos_per_prompt=1,
             max_sequence_length=self.max_sequence_length,
             device=self.device,
             dtype=self.dtype,
         )
-        return embeds[0]
+        return embeds
 
     @torch.no_grad()
     def denoise(self, prompt_embeds: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
@@ -180,19 +188,23 @@ class WanGenerator:
         z = latents.to(self.device, torch.float32) * self._latents_std + self._latents_mean
         return video_to_uint8(vae.decode(z.to(vae.dtype), return_dict=False)[0])
 
-    @torch.no_grad()
     def encode_video(self, frames: np.ndarray) -> torch.Tensor:
         """Encodes uint8 frames (T, H, W, 3) to float32 normalised latents (C, F, h, w), the posterior mean.
 
         T must be 1 + 4·n and H, W multiples of 16 (any size the transformer could have sampled).
         """
+        return self.encode_videos([frames])[0]
+
+    @torch.no_grad()
+    def encode_videos(self, clips: Sequence[np.ndarray]) -> torch.Tensor:
+        """Encodes B clips of uint8 frames (T, H, W, 3), all one shape, in one VAE batch: (B, C, F, h, w)."""
         vae = self.pipe.vae
-        video = uint8_to_video(frames)
+        video = uint8_to_videos(clips)
         _, _, length, height, width = video.shape
         check_resolution(height, width, length, spatial=self._pixels_per_token, temporal=self._temporal)
         video = video.to(self.device, vae.dtype)
         z = vae.encode(video).latent_dist.mode().float()
-        return ((z - self._latents_mean) / self._latents_std)[0]
+        return (z - self._latents_mean) / self._latents_std
 
     def sample(
         self,

@@ -116,10 +116,18 @@ class WorldGenerator:
         )
         self.latent_shape = (3, self.num_frames, self.height, self.width)
 
-    @torch.no_grad()
     def encode_prompt(self, text: str) -> torch.Tensor:
         """T5 embeddings of `text`, shape (L, D), zero beyond the prompt's tokens."""
-        return self.model.encode_text([text])[0]
+        return self.encode_prompts([text])[0]
+
+    @torch.no_grad()
+    def encode_prompts(self, texts: Sequence[str]) -> torch.Tensor:
+        """T5 embeddings of B prompts in one batch, shape (B, L, D).
+
+        Each prompt is padded to the model's fixed text length under an attention mask and zeroed
+        beyond its tokens, so its row is the same in any batch.
+        """
+        return self.model.encode_text(list(texts))
 
     @torch.no_grad()
     def denoise(self, prompt_embeds: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:

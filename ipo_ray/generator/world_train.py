@@ -18,6 +18,7 @@ from ipo_ray.world.benchmark import benchmark_prompts, score_clips
 from ipo_ray.world.geometry import RenderSettings
 from ipo_ray.world.prompts import expand
 from ipo_ray.world.render import render
+from ipo_ray.world.spec import PromptSpec
 from ipo_ray.world.web import sample_web_set
 
 
@@ -162,6 +163,21 @@ def benchmark_model(
 
     Prompt i is sampled with seed i, so two models are compared on the same noise.
     """
+    clips = benchmark_clips(model, settings, guidance_scale, num_inference_steps, num_prompts, batch_size)
+    return score_clips([(clip, spec) for _, clip, spec in clips], settings)
+
+
+@torch.no_grad()
+def benchmark_clips(
+    model: WorldModel,
+    settings: RenderSettings,
+    guidance_scale: float,
+    num_inference_steps: int = 20,
+    num_prompts: int | None = None,
+    batch_size: int = 48,
+) -> list[tuple[str, np.ndarray, PromptSpec]]:
+    """The benchmark's clips, in prompt order: (prompt i's text, its uint8 clip (T, H, W, 3) sampled with
+    seed i, its spec)."""
     prompts = benchmark_prompts() if num_prompts is None else benchmark_prompts(num_prompts)
     shape = (3, settings.frames, settings.height, settings.width)
     clips = []
@@ -170,5 +186,7 @@ def benchmark_model(
         embeds = model.encode_text([text for text, _ in chunk])
         seeds = list(range(start, start + len(chunk)))
         latents = sample_clips(model, embeds, seeds, shape, num_inference_steps, guidance_scale)
-        clips.extend(zip(video_to_uint8(latents), [spec for _, spec in chunk], strict=True))
-    return score_clips(clips, settings)
+        clips.extend(
+            (text, clip, spec) for (text, spec), clip in zip(chunk, video_to_uint8(latents), strict=True)
+        )
+    return clips

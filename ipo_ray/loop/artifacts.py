@@ -1,9 +1,10 @@
-"""Per-round artifacts for people: a video grid, score charts, critic confusion matrices, a timeline.
+"""Per-round artifacts for people: video grids, score charts, critic confusion matrices, a timeline.
 
 Plain files written into the round's folder and then logged to MLflow: an mp4 grid of candidates
-(one row per prompt, its K candidates side by side, best first by critic reward), a PNG of the
-benchmark dimensions over rounds, one confusion matrix per dimension (critic verdict vs oracle
-verdict) and a Gantt chart of the round's stages. Matplotlib runs headless (Agg).
+(one row per prompt, its K candidates side by side, best first by critic reward), an mp4 grid of
+evaluation clips (one row per evaluation prompt, the base generator's clip beside this round's, same
+seed), a PNG of the benchmark dimensions over rounds, one confusion matrix per dimension (critic
+verdict vs oracle verdict) and a Gantt chart of the round's stages. Matplotlib runs headless (Agg).
 """
 
 from collections.abc import Mapping, Sequence
@@ -43,21 +44,42 @@ def video_grid(
     rows = []
     for prompt_id in sorted(by_prompt)[:num_prompts]:
         ranked = sorted(by_prompt[prompt_id], key=lambda r: -rewards.get(r[col.CANDIDATE_ID], 0.0))
-        clips = [read_frames(stage_dir / r[col.VIDEO_PATH], num_frames=None) for r in ranked]
-        rows.append(clips)
+        rows.append([read_frames(stage_dir / r[col.VIDEO_PATH], num_frames=None) for r in ranked])
     if not rows:
         raise ValueError("no candidates to draw")
-    t, h, w, _ = rows[0][0].shape
-    cols = max(len(r) for r in rows)
+    write_mp4(path, tile_clips(rows, scale), fps=fps)
+    return path
+
+
+def comparison_grid(path: Path, rows: Sequence[Sequence[Path]], fps: float, scale: int = 4) -> Path:
+    """An mp4 of clips side by side: row i, column j shows the mp4 ``rows[i][j]``.
+
+    The round's evaluation grid passes one row per evaluation prompt and the columns base | round k
+    (`eval_clips.paired`): the same prompt and seed, so a row shows what alignment changed.
+    """
+    if not rows or not all(rows):
+        raise ValueError("no clips to draw")
+    write_mp4(path, tile_clips([[read_frames(p, num_frames=None) for p in row] for row in rows], scale), fps)
+    return path
+
+
+def tile_clips(rows: Sequence[Sequence[np.ndarray]], scale: int) -> np.ndarray:
+    """Clips (T, H, W, 3), all H × W, tiled in a white grid and upscaled (nearest) by `scale`.
+
+    Returns:
+        uint8 frames (T', H', W', 3): T' the shortest clip's length (longer ones are cut), H' =
+        rows · (H + gap) · scale and W' = max row length · (W + gap) · scale, each rounded down to even
+        (libx264 needs even sides). Upscaling makes 16-px world clips visible in a browser.
+    """
+    t = min(clip.shape[0] for clips in rows for clip in clips)
+    _, h, w, _ = rows[0][0].shape
+    cols = max(len(clips) for clips in rows)
     grid = np.full((t, len(rows) * (h + _GAP), cols * (w + _GAP), 3), 255, np.uint8)
     for i, clips in enumerate(rows):
         for j, clip in enumerate(clips):
             grid[:, i * (h + _GAP) : i * (h + _GAP) + h, j * (w + _GAP) : j * (w + _GAP) + w] = clip[:t]
     grid = grid.repeat(scale, axis=1).repeat(scale, axis=2)
-    # libx264 needs even sides.
-    grid = grid[:, : grid.shape[1] // 2 * 2, : grid.shape[2] // 2 * 2]
-    write_mp4(path, grid, fps=fps)
-    return path
+    return grid[:, : grid.shape[1] // 2 * 2, : grid.shape[2] // 2 * 2]
 
 
 def score_chart(path: Path, history: Sequence[tuple[str, Mapping[str, float]]], keys: Sequence[str]) -> Path:

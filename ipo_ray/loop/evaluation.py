@@ -5,7 +5,8 @@ numbers say whether a round really helped, independently of the critic that drov
 
 - `benchmark_generator`: the world benchmark (VBench-style Quality/Semantic/Total, percent) of a
   generator checkpoint, one clip per benchmark prompt, prompt i sampled with seed i in every round,
-  so rounds differ only by their weights.
+  so rounds differ only by their weights. The first few clips can be kept for people
+  (`ipo_ray.loop.eval_clips`).
 - `critic_agreement`: the share of the critic's voted verdicts that equal the oracle's, per
   dimension, on the round's candidates (what the critic's labels were worth this round).
 - `pair_accuracy`: the share of the round's preference pairs whose winner the oracle also prefers
@@ -21,19 +22,41 @@ import pyarrow as pa
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_frames
 from ipo_ray.generator.world_model import load_world_model
-from ipo_ray.generator.world_train import benchmark_model
+from ipo_ray.generator.world_train import benchmark_clips
+from ipo_ray.loop.eval_clips import keep_clips
 from ipo_ray.vocab import DIMENSIONS
+from ipo_ray.world.benchmark import score_clips
 from ipo_ray.world.oracle import judge
 from ipo_ray.world.prompts import spec_from_json
 from ipo_ray.world.render import RenderSettings
 
 
 def benchmark_generator(
-    model_path: str | Path, guidance_scale: float, num_inference_steps: int, num_prompts: int
+    model_path: str | Path,
+    guidance_scale: float,
+    num_inference_steps: int,
+    num_prompts: int,
+    *,
+    keep_dir: Path | None = None,
+    num_kept: int = 0,
 ) -> dict[str, float]:
-    """World benchmark scores (percent) of a world generator checkpoint; keys as `score_clips`."""
+    """World benchmark scores (percent) of a world generator checkpoint; keys as `score_clips`.
+
+    Args:
+        model_path: The checkpoint folder.
+        guidance_scale: Classifier-free guidance weight.
+        num_inference_steps: Euler steps.
+        num_prompts: Benchmark prompts, one clip each (prompt i with seed i).
+        keep_dir: Where to keep the first `num_kept` clips as mp4 for people (`eval_clips.keep_clips`,
+            keys ``prompt-<i>``); None keeps none.
+        num_kept: Clips kept, from the first prompt on.
+    """
     model, settings, _ = load_world_model(model_path)
-    return benchmark_model(model, settings, guidance_scale, num_inference_steps, num_prompts)
+    clips = benchmark_clips(model, settings, guidance_scale, num_inference_steps, num_prompts)
+    if keep_dir is not None and num_kept > 0:
+        kept = [(f"prompt-{i:03d}", text, frames) for i, (text, frames, _) in enumerate(clips[:num_kept])]
+        keep_clips(keep_dir, kept, settings.fps)
+    return score_clips([(frames, spec) for _, frames, spec in clips], settings)
 
 
 def oracle_scores(

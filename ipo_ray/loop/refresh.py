@@ -117,10 +117,13 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
         srpo_beta=srpo.beta,
         srpo_weight=srpo.preference_weight,
         srpo_pairs_per_step=srpo.pairs_per_step,
+        bf16=srpo.bf16,
     )
     # A killed worker restarts the (short) refresh from the current critic.
     storage = str((out / "ray").resolve())
-    trained = _fit_with_retry(plan, srpo.workers, srpo.cpus_per_worker, storage, version)
+    trained = _fit_with_retry(
+        plan, srpo.workers, srpo.cpus_per_worker, srpo.gpus_per_worker, storage, version
+    )
     metrics |= {k: v for k, v in trained.items() if k.startswith(("train/loss", "critic/srpo/"))}
     after = evaluate_critic(ctx, out / "critic", heldout)
     metrics |= {f"after/{k}": v for k, v in after.items()}
@@ -152,7 +155,7 @@ def _write_srpo_pairs(ctx: RoundContext, pseudo: pa.Table, out: Path) -> Path:
 
 
 def _fit_with_retry(
-    plan: TrainPlan, workers: int, cpus: float, storage: str, version: str
+    plan: TrainPlan, workers: int, cpus: float, gpus: float, storage: str, version: str
 ) -> dict[str, float]:
     """Runs the refresh on Ray Train, once more if the run fails as a whole.
 
@@ -164,7 +167,7 @@ def _fit_with_retry(
     for attempt in range(REFRESH_ATTEMPTS):
         name = version if attempt == 0 else f"{version}-retry{attempt}"
         try:
-            return fit_with_ray(plan, workers, cpus, storage, name=name, max_failures=2)
+            return fit_with_ray(plan, workers, cpus, storage, name=name, max_failures=2, gpus_per_worker=gpus)
         except ray.train.ControllerError as error:
             if attempt == REFRESH_ATTEMPTS - 1:
                 raise

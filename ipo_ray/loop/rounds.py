@@ -3,7 +3,8 @@
 Round 0 encodes the real videos of the λ2 term when it is on (`real_videos`) and evaluates the base
 generator. Round k runs prompts → generate → label → preferences →
 (align ‖ refresh) → evaluate (`stages`, `driver`), then logs the round to MLflow: every stage's
-metrics, the artifacts of `artifacts`, and the new generator and critic as registered versions.
+metrics, the artifacts of `artifacts` (among them the evaluation grid, round 0's evaluation clips
+beside round k's), and the new generator and critic as registered versions.
 """
 
 import logging
@@ -14,7 +15,7 @@ from ipo_ray.config import Config
 from ipo_ray.critic.serve.versions import register_version
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_table
-from ipo_ray.loop import artifacts
+from ipo_ray.loop import artifacts, eval_clips
 from ipo_ray.loop.driver import next_versions, run_parallel, run_stage
 from ipo_ray.loop.real_videos import real_videos_stage
 from ipo_ray.loop.refresh import refresh_stage
@@ -96,6 +97,28 @@ def run_rounds(cfg: Config, run: RunDir, critic: object, base_critic: Path, trac
         ctx = next_versions(ctx, records)
 
 
+def _eval_grid(ctx: RoundContext, folder: Path) -> list[Path]:
+    """``eval_grid.mp4``: per evaluation prompt, the base generator's clip | this round's (same seed).
+
+    Empty (with a log line) when round 0's or this round's evaluate stage kept no clips: a run resumed
+    from folders written before evaluate stages kept them.
+    """
+    base_dir, round_dir = ctx.run.stage_dir(0, EVALUATE), ctx.dir(EVALUATE)
+    rows = eval_clips.paired(base_dir, round_dir, ctx.cfg.loop.video_grid_prompts)
+    if rows is None:
+        log.info(
+            "round %d: no evaluation grid: %s or %s keeps no clips (%s; evaluated before clips were kept)",
+            ctx.round,
+            base_dir,
+            round_dir,
+            eval_clips.INDEX,
+        )
+        return []
+    # World clips are 16 px: upscaled to be seen; full-size clips stay as they are.
+    scale = 4 if ctx.cfg.generator.backend == "world" else 1
+    return [artifacts.comparison_grid(folder / "eval_grid.mp4", rows, fps=4, scale=scale)]
+
+
 def log_round(tracker: Tracker, ctx: RoundContext, records: dict[str, StageRecord]) -> None:
     """Metrics, artifacts and model versions of a finished round, into its MLflow run."""
     run_id, k = ctx.mlflow_run_id, ctx.round
@@ -124,6 +147,7 @@ def log_round(tracker: Tracker, ctx: RoundContext, records: dict[str, StageRecor
                 4,
             )
         )
+        files.extend(_eval_grid(ctx, folder))
     oracle = read_oracle(ctx)
     if oracle is not None:
         labels = read_table(ctx.dir(LABEL) / "labels.parquet", "labels")

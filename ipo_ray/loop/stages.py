@@ -25,6 +25,7 @@ from ipo_ray.data.atomic import write_bytes_atomic
 from ipo_ray.data.tables import read_parts
 from ipo_ray.generator.stage import generate_candidates
 from ipo_ray.generator.world_model import DEFAULT_CHECKPOINT
+from ipo_ray.loop.eval_clips import CLIPS_DIR, list_generated_clips
 from ipo_ray.loop.evaluation import benchmark_generator, critic_agreement, oracle_scores, pair_accuracy
 from ipo_ray.loop.labelling import ScoreFn, label_pairwise, label_pointwise
 from ipo_ray.loop.preferences import best_worst_pairs, borda_rewards, candidate_reward, samples_table
@@ -170,13 +171,21 @@ def evaluate_generator_stage(ctx: RoundContext, model_path: Path) -> StageResult
     gen, bench = ctx.cfg.generator, ctx.cfg.world.benchmark
     if gen.backend != "world":
         return evaluate_production_stage(ctx, model_path)
-    scores = benchmark_generator(model_path, gen.guidance_scale, gen.num_inference_steps, bench.num_prompts)
+    scores = benchmark_generator(
+        model_path,
+        gen.guidance_scale,
+        gen.num_inference_steps,
+        bench.num_prompts,
+        keep_dir=ctx.dir(EVALUATE),
+        num_kept=ctx.cfg.loop.video_grid_prompts,
+    )
     return StageResult({f"bench/{k}": v for k, v in scores.items()})
 
 
 def evaluate_production_stage(ctx: RoundContext, model_path: Path) -> StageResult:
     """One clip per evaluation prompt from `model_path`, scored for flicker, by the base critic, and by
-    the full VBench when configured (`ipo_ray.loop.production_eval`).
+    the full VBench when configured (`ipo_ray.loop.production_eval`). The clips stay under ``clips/``;
+    the first ``loop.video_grid_prompts`` are listed for the evaluation grid (`eval_clips`).
 
     The evaluation prompts are chosen in round 0 and read back from there in every later round; each
     clip's seed depends only on (run seed, prompt id), so rounds differ only by their weights.
@@ -186,7 +195,7 @@ def evaluate_production_stage(ctx: RoundContext, model_path: Path) -> StageResul
     if ctx.round == 0:
         write_table(evaluation_prompts(cfg), prompts_path, "prompts")
     prompts = read_table(prompts_path, "prompts")
-    clips_dir = out / "clips"
+    clips_dir = out / CLIPS_DIR
     clips = generate_candidates(
         prompts,
         clips_dir,
@@ -201,6 +210,7 @@ def evaluate_production_stage(ctx: RoundContext, model_path: Path) -> StageResul
         prompts_per_batch=cfg.generator.prompts_per_batch,
     )
     clips = with_prompt_text(clips, prompts)
+    list_generated_clips(out, clips, prompts, cfg.loop.video_grid_prompts)
     flicker = flicker_scores(clips, clips_dir)
     labelled = label_pointwise(critic_score_fn(ctx.critic, BASE_CRITIC), clips, clips_dir, BASE_CRITIC)
     write_table(labelled.labels, out / "labels.parquet", "labels")

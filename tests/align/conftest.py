@@ -36,6 +36,14 @@ TINY_COGVIDEOX = dict(
 )
 
 
+# The same at CogVideoX-5B's layout: 3D rotary positions instead of learned ones (so a head wide enough
+# for RoPE's split over frames, rows and columns) and a 2:3 native grid (5B: 60×90 latents) other than
+# COG_LATENT's 8×8, so its RoPE grid is resized and cropped as the pipeline does.
+TINY_COGVIDEOX_5B = TINY_COGVIDEOX | dict(
+    attention_head_dim=16, sample_height=4, sample_width=6, use_rotary_positional_embeddings=True
+)
+
+
 def tiny_cogvideox(seed: int = 0) -> CogVideoXTransformer3DModel:
     torch.manual_seed(seed)
     return CogVideoXTransformer3DModel(**TINY_COGVIDEOX)
@@ -96,8 +104,11 @@ def tiny_cogvideox_config() -> dict:
     return dict(TINY_COGVIDEOX)
 
 
-def _planted_samples(directory, n: int) -> pa.Table:
-    """A samples table of n random latents of one prompt, every other one desirable (absolute paths)."""
+def _planted_samples(directory, n: int, desirable: tuple[bool, ...] | None = None) -> pa.Table:
+    """A samples table of n random latents of one prompt (absolute paths); every other one desirable
+    unless ``desirable`` gives the n labels."""
+    if desirable is not None and len(desirable) != n:
+        raise ValueError(f"need {n} desirable labels, got {len(desirable)}")
     g = torch.Generator().manual_seed(0)
     save_prompt_embeds(
         directory / "p0.safetensors", torch.randn(COG_TEXT, generator=g), prompt="p0", version="t"
@@ -115,7 +126,7 @@ def _planted_samples(directory, n: int) -> pa.Table:
                 col.LATENT_PATH: str(directory / f"s{i}.safetensors"),
                 col.PROMPT_EMBEDS_PATH: str(directory / "p0.safetensors"),
                 col.REWARD: 0.5,
-                col.DESIRABLE: i % 2 == 0,
+                col.DESIRABLE: i % 2 == 0 if desirable is None else desirable[i],
                 col.PASSES: True,
                 col.ROUND: 0,
             }
@@ -125,7 +136,7 @@ def _planted_samples(directory, n: int) -> pa.Table:
 
 @pytest.fixture
 def planted_samples():
-    """``planted_samples(directory, n)``: a samples table of n random CogVideoX latents."""
+    """``planted_samples(directory, n, desirable=None)``: a samples table of n random CogVideoX latents."""
     return _planted_samples
 
 

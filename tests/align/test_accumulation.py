@@ -2,7 +2,9 @@
 
 KTO is the demanding case: its reference point Q must be the mean over the whole global batch (all
 micro-batches, all workers), and the noise of a sample must not depend on where it lands; with a
-per-micro-batch Q or per-(rank, micro-batch) noise the two runs would differ. Real videos of the λ2
+per-micro-batch Q or per-(rank, micro-batch) noise the two runs would differ. So is its λ1 term: the
+mean over the global batch's desirable samples (3 of 4 here, so micro-batches hold 2 and 1), for which
+the loop must count across micro-batches as the step counts across workers. Real videos of the λ2
 term ride along: the clips and noise a micro-batch draws must depend on its slot in the global batch,
 not on the worker it runs on.
 """
@@ -32,14 +34,14 @@ def _loud(config: dict, scale: float = 10.0) -> CogVideoXTransformer3DModel:
 def test_one_worker_two_micro_batches_equals_two_workers_one(
     ray_cluster, tmp_path, tiny_cogvideox_config, alphas_cumprod, planted_samples, real_clips
 ) -> None:
-    table = planted_samples(tmp_path, 4)
+    table = planted_samples(tmp_path, 4, desirable=(True, True, True, False))
     real = real_clips(tmp_path, 5)
     build = functools.partial(CogVideoXTransformer3DModel, **tiny_cogvideox_config)
     # A reference with other, worse weights (as IPO's base-model reference), so Q is not clamped to 0.
     pytest.importorskip("ray.cloudpickle").register_pickle_by_value(sys.modules[__name__])  # test-only helper
     reference = functools.partial(_loud, tiny_cogvideox_config)
     denoiser = functools.partial(cogvideox_denoiser, alphas_cumprod=alphas_cumprod)
-    step = StepConfig("kto", beta=50.0, lambda_preferred=0.0, lambda_real=0.5)
+    step = StepConfig("kto", beta=50.0, lambda_preferred=0.5, lambda_real=0.5)
     runs = {}
     for workers, micro, accum in ((1, 2, 2), (2, 2, 1)):
         loop = TrainLoopConfig(
@@ -65,8 +67,9 @@ def test_one_worker_two_micro_batches_equals_two_workers_one(
         )
     one, two = runs[1].metrics, runs[2].metrics
     assert one["kto/reference_point"] > 0  # Q is exercised, not clamped to 0
-    assert one["train/nll_real"] > 0  # the λ2 term is in both runs
-    for key in ("train/loss", "kto/reference_point", "rewards/implicit_acc", "grad_norm", "train/nll_real"):
+    assert one["train/nll_real"] > 0 and one["train/nll_preferred"] > 0  # λ2 and λ1 are in both runs
+    keys = ("train/loss", "kto/reference_point", "rewards/implicit_acc", "grad_norm")
+    for key in (*keys, "train/nll_real", "train/nll_preferred"):
         assert one[key] == pytest.approx(two[key], rel=1e-5, abs=1e-7), key
     a, b = build(), build()
     load_checkpoint_into(a, runs[1].checkpoint), load_checkpoint_into(b, runs[2].checkpoint)

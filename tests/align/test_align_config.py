@@ -37,7 +37,7 @@ def test_defaults_follow_the_papers() -> None:
             "batch_size: must be a multiple of micro_batch × workers = 4",
         ),
         ({"mixed_precision": "bf16"}, "mixed_precision: bf16 autocast needs use_gpu"),
-        ({"zero_stage": 3}, "Input should be 0, 1 or 2"),
+        ({"zero_stage": 4}, "Input should be 0, 1, 2 or 3"),
         ({"beta": 0.0}, "greater than 0"),
         ({"lambda_real": -0.1}, "greater than or equal to 0"),
         ({"objective": "ppo"}, "'dpo', 'kto', 'rwl' or 'rs'"),

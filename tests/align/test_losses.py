@@ -128,6 +128,24 @@ def test_reward_weighted_and_nll_regularisers():
     assert set(stats) == {"nll_preferred", "nll_real"}
 
 
+def test_preferred_nll_as_a_share_of_the_global_mean():
+    # 3 desirable of 4 samples in 2 micro-batches: each micro-batch divides its sum by 1.5, so the
+    # mean of the micro-batch terms is the mean over the 3 desirable errors.
+    desirable = torch.tensor([True, True, False, True])
+    per_micro = L.kto_desirable_per_micro_batch(desirable, micro_batches=2)
+    assert float(per_micro) == 1.5
+    err = torch.tensor([0.1, 0.2, 0.6])
+    terms = [
+        L.nll_regularisers(torch.tensor(0.0), e, None, 1.0, 0.0, per_micro)[0] for e in (err[:2], err[2:])
+    ]
+    torch.testing.assert_close(sum(terms) / 2, err.mean())
+    assert float(L.kto_desirable_per_micro_batch(torch.zeros(4, dtype=torch.bool), 2)) == 0
+    with pytest.raises(ValueError, match="preferred_divisor"):
+        L.nll_regularisers(torch.tensor(0.0), err, None, 1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="micro_batches"):
+        L.kto_desirable_per_micro_batch(desirable, 0)
+
+
 def test_v_prediction_mse_equals_cogvideox_weighted_x0_loss():
     from diffusers import CogVideoXDDIMScheduler
 

@@ -7,6 +7,7 @@ import torch
 from peft import LoraConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
 
+from ipo_ray.align import losses as L
 from ipo_ray.align.batches import NoiseDraw, PairBatch, SampleBatch
 from ipo_ray.align.models import REFERENCES, AdapterDisabledReference, cogvideox_denoiser, wan_denoiser
 from ipo_ray.align.step import AlignmentStep, StepConfig
@@ -249,3 +250,55 @@ def test_kto_with_a_global_reference_point_reuses_the_reference_errors(
     assert stats["kto/reference_point"] == 0.25 == full_stats["kto/reference_point"]
     # rewards = ref_err − policy_err, the policy errors being those the loss saw
     torch.testing.assert_close((ref_err - rewards).mean(), stats["train/policy_err"])
+
+
+def test_kto_nll_term_accumulated_over_uneven_micro_batches_is_the_global_mean(
+    make_cogvideox, alphas_cumprod, shapes
+):
+    """Micro-batches with 2 and 1 desirable samples: accumulated gradient = one big batch's.
+
+    A per-micro-batch mean of λ1 would weight the lone desirable sample of the second micro-batch twice
+    as much as each of the first's ((e0 + e1)/4 + e2/2 instead of (e0 + e1 + e2)/3); the check below
+    that this weighting moves the gradient keeps the test able to fail.
+    """
+    g = torch.Generator().manual_seed(0)
+    batch = SampleBatch(
+        torch.randn(4, *shapes["cog_latent"], generator=g),
+        torch.randn(4, *shapes["cog_text"], generator=g),
+        desirable=torch.tensor([True, True, True, False]),
+        ids=("a", "b", "c", "d"),
+    )
+    halves = [
+        SampleBatch(batch.latents[s], batch.text_embeds[s], desirable=batch.desirable[s], ids=batch.ids[s])
+        for s in (slice(0, 2), slice(2, 4))
+    ]
+    # β small (off saturation) and λ1 large, so the NLL term carries much of the gradient.
+    cfg = StepConfig("kto", beta=50.0, lambda_preferred=1.0, lambda_real=0.0)
+
+    def grad(split: str) -> torch.Tensor:
+        policy = make_cogvideox(0)
+        step = AlignmentStep(
+            policy,
+            cogvideox_denoiser(policy, alphas_cumprod),
+            REFERENCES["frozen_copy"](make_cogvideox(1)),
+            cfg,
+        )
+        if split == "none":
+            step.loss(batch, step.draw_noise_per_sample(batch, [11, 12, 13, 14]))[0].backward()
+        else:
+            draws = [
+                step.draw_noise_per_sample(h, s) for h, s in zip(halves, ([11, 12], [13, 14]), strict=True)
+            ]
+            rewards = torch.cat([step.kto_rewards(h, d)[0] for h, d in zip(halves, draws, strict=True)])
+            q = L.kto_reference_point(rewards)
+            per_micro = L.kto_desirable_per_micro_batch(batch.desirable, micro_batches=2)
+            assert float(per_micro) == 1.5
+            if split == "per_micro_batch_mean":  # the old λ1: each micro-batch's own mean
+                per_micro = None
+            for h, d in zip(halves, draws, strict=True):
+                (step.loss(h, d, reference_point=q, desirable_per_micro_batch=per_micro)[0] / 2).backward()
+        return torch.cat([p.grad.flatten() for p in policy.parameters() if p.grad is not None])
+
+    big, accumulated, old = grad("none"), grad("global"), grad("per_micro_batch_mean")
+    torch.testing.assert_close(accumulated, big, rtol=1e-4, atol=1e-7)
+    assert (old - big).norm() > 0.05 * big.norm()  # the old weighting is ~10% off here

@@ -1,5 +1,6 @@
-"""DeepSpeed ZeRO-2 in the Ray loop (CPU: DS_ACCELERATOR=cpu, gloo, a torch AdamW) equals plain DDP,
-and a ZeRO run resumed from its checkpoint (every rank's optimizer partition) ends where it would."""
+"""DeepSpeed ZeRO-2 and ZeRO-3 in the Ray loop (CPU: DS_ACCELERATOR=cpu, gloo, a torch AdamW) equal
+plain DDP, and a ZeRO run resumed from its checkpoint (every rank's partitions) ends where it would.
+Under stage 3 the checkpoint's whole weights are gathered from the ranks' parameter slices."""
 
 import functools
 from pathlib import Path
@@ -15,8 +16,9 @@ from ipo_ray.align.train_loop import TrainLoopConfig, fit, load_checkpoint_into
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def test_zero2_matches_ddp_and_resumes_exactly(
-    ray_cluster, tmp_path, tiny_cogvideox_config, alphas_cumprod, planted_samples
+@pytest.mark.parametrize("stage", [2, 3])
+def test_zero_matches_ddp_and_resumes_exactly(
+    ray_cluster, tmp_path, tiny_cogvideox_config, alphas_cumprod, planted_samples, stage
 ) -> None:
     pytest.importorskip("deepspeed")
     table = planted_samples(tmp_path, 8)
@@ -45,11 +47,11 @@ def test_zero2_matches_ddp_and_resumes_exactly(
             name=name,
         )
 
-    ddp, zero = run("ddp", 0), run("zero", 2)
+    ddp, zero = run("ddp", 0), run("zero", stage)
     at_1 = next(c for c, m in zero.best_checkpoints if m["step"] == 1)
     with at_1.as_directory() as d:  # both ranks' optimizer partitions were persisted
         assert len({p.name for p in Path(d).rglob("*optim_states.pt")}) == 2
-    resumed = run("zero-resumed", 2, resume_from=at_1.path)
+    resumed = run("zero-resumed", stage, resume_from=at_1.path)
     assert resumed.metrics["resumed_from_step"] == 1
     assert zero.metrics["train/loss"] == pytest.approx(ddp.metrics["train/loss"], rel=1e-5)
     assert resumed.metrics["train/loss"] == pytest.approx(zero.metrics["train/loss"], rel=1e-6)

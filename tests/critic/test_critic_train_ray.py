@@ -99,3 +99,18 @@ def test_srpo_two_workers_match_one(
     )
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-4, rtol=0)
+
+
+def test_gpu_workers_get_nccl_and_a_gpu_each_cpu_workers_gloo() -> None:
+    from ipo_ray.critic.train_loop import worker_resources
+
+    scaling, backend = worker_resources(2, 4.0, 1.0)
+    assert backend == "nccl" and scaling == {
+        "num_workers": 2,
+        "use_gpu": True,
+        "resources_per_worker": {"CPU": 4.0, "GPU": 1.0},
+    }
+    scaling, backend = worker_resources(2, 0.5, 0.0)
+    assert backend == "gloo" and scaling["resources_per_worker"] == {"CPU": 0.5} and not scaling["use_gpu"]
+    with pytest.raises(ValueError, match="GPUs"):
+        worker_resources(1, 1.0, -1.0)

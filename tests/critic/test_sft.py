@@ -254,3 +254,28 @@ def test_checkpoint_loads_in_vllm_and_gives_n_answers(seed_dir: Path, init_dir: 
         backend, [frames], ["A red circle moves left."], ["motion_smoothness", "faithfulness"], n=4
     )
     assert [len(answers) for answers in results[0].values()] == [4, 4]
+
+
+def test_bf16_autocast_trains_with_fp32_weights(seed_dir: Path, init_dir: Path, tmp_path: Path) -> None:
+    # The GPU recipe's autocast path, run on the CPU (torch autocasts bf16 there too): every forward
+    # of the step (answers and the video probe) under it, the saved weights still fp32.
+    plan = _plan(seed_dir, init_dir, tmp_path / "bf16", bf16=True, probe_weight=1.0, steps=6, eval_every=6)
+    metrics = train_critic(plan)
+    assert torch.isfinite(torch.tensor(metrics["train/loss"])) and metrics["train/probe_loss"] > 0
+    trained = load_file(Path(plan.out_dir) / "model.safetensors")
+    assert {t.dtype for t in trained.values()} == {torch.float32}
+    before = load_file(init_dir / "model.safetensors")
+    assert any(not torch.equal(before[k], trained[k]) for k in before)
+
+
+def test_collate_puts_the_batch_on_the_requested_device(examples: list[SftExample], init_dir: Path) -> None:
+    model, processor = load_critic(init_dir)
+    frames = FrameCache(NUM_FRAMES)
+    encoded = [encode(processor, e, [frames(p) for p in e.video_paths], True) for e in examples[:2]]
+    merge = model.config.vision_config.spatial_merge_size
+    batch = collate(encoded, processor.tokenizer.pad_token_id, merge, torch.device("meta"))
+    assert {v.device.type for v in batch.values()} == {"meta"}
+    assert (
+        batch["input_ids"].shape
+        == collate(encoded, processor.tokenizer.pad_token_id, merge)["input_ids"].shape
+    )

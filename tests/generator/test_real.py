@@ -8,7 +8,14 @@ import torch
 
 from ipo_ray.data import columns as col
 from ipo_ray.data import make_table, read_frames, write_mp4
-from ipo_ray.generator import GeneratorError, encode_real_videos, load_latents, load_prompt_embeds
+from ipo_ray.generator import (
+    GeneratorError,
+    WorldGenerator,
+    encode_real_videos,
+    load_latents,
+    load_prompt_embeds,
+)
+from ipo_ray.generator.types import uint8_to_videos
 
 
 def _real_table(root: Path, sizes: list[tuple[int, int, int]], captions: list[str] | None = None):
@@ -33,7 +40,7 @@ def test_real_videos_are_encoded_once(generator, tmp_path: Path, monkeypatch) ->
     expected = generator.encode_video(frames)
     torch.testing.assert_close(load_latents(tmp_path / "cache" / out[col.LATENT_PATH][0].as_py()), expected)
 
-    monkeypatch.setattr(generator, "encode_video", lambda frames: pytest.fail("encoded a cached clip again"))
+    _refuse_encoding(monkeypatch, generator)
     assert encode_real_videos(generator, table, tmp_path / "clips", tmp_path / "cache").equals(out)
 
 
@@ -55,7 +62,103 @@ def test_captions_are_embedded_by_the_generators_text_encoder(generator, tmp_pat
             load_prompt_embeds(tmp_path / "cache" / path), generator.encode_prompt(caption)
         )
 
-    monkeypatch.setattr(
-        generator, "encode_prompt", lambda text: pytest.fail("embedded a cached caption again")
-    )
+    _refuse_encoding(monkeypatch, generator)
     assert encode_real_videos(generator, table, tmp_path / "clips", tmp_path / "cache").equals(out)
+
+
+# Captions of different token lengths, one repeated: batches mix short and long prompts, so any leak of
+# padding or of another row through the attention mask would change a row's embeddings.
+CAPTIONS = [
+    "A ball rolls.",
+    "A small red circle glides slowly to the left across a black background.",
+    "Blue.",
+    "A ball rolls.",
+    "A large green square falls fast.",
+    "Two triangles.",
+]
+
+
+def _refuse_encoding(monkeypatch: pytest.MonkeyPatch, generator) -> None:
+    """Makes every encoder of `generator`, one-at-a-time or batched, fail the test when called."""
+    for name in ("encode_prompt", "encode_prompts", "encode_video", "encode_videos"):
+        if hasattr(generator, name):
+            monkeypatch.setattr(generator, name, lambda *args, name=name: pytest.fail(f"{name} called"))
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """{relative path: (mtime_ns, bytes)} of every file under `root`."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _assert_batched_matches_one_at_a_time(generator, tmp_path: Path, size: tuple[int, int, int]) -> None:
+    table = _real_table(tmp_path / "clips", [size] * len(CAPTIONS), CAPTIONS)
+    clips = tmp_path / "clips"
+    single = encode_real_videos(
+        generator, table, clips, tmp_path / "single", text_batch_size=1, clip_batch_size=1
+    )
+    # 5 distinct captions in batches of 3 and 6 clips in batches of 4: full batches and a remainder each.
+    batched = encode_real_videos(
+        generator, table, clips, tmp_path / "batched", text_batch_size=3, clip_batch_size=4
+    )
+    assert batched.equals(single)
+    files = _snapshot(tmp_path / "single")
+    assert files.keys() == _snapshot(tmp_path / "batched").keys()
+    assert len(files) == len(CAPTIONS) + len(set(CAPTIONS))
+    for row in single.to_pylist():
+        for path, load in (
+            (row[col.LATENT_PATH], load_latents),
+            (row[col.PROMPT_EMBEDS_PATH], load_prompt_embeds),
+        ):
+            one, many = load(tmp_path / "single" / path), load(tmp_path / "batched" / path)
+            assert one.shape == many.shape and one.dtype == many.dtype
+            torch.testing.assert_close(many, one, rtol=1e-5, atol=1e-5)
+        # Also the embeddings `encode_prompt` gives the candidates of the same text.
+        torch.testing.assert_close(
+            load_prompt_embeds(tmp_path / "batched" / row[col.PROMPT_EMBEDS_PATH]),
+            generator.encode_prompt(row[col.CAPTION]),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+
+
+def _assert_second_call_writes_nothing(generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = _real_table(tmp_path / "clips", [(generator.num_frames, generator.height, generator.width)] * 2)
+    first = encode_real_videos(generator, table, tmp_path / "clips", tmp_path / "batched")
+    before = _snapshot(tmp_path / "batched")
+    _refuse_encoding(monkeypatch, generator)
+    assert encode_real_videos(generator, table, tmp_path / "clips", tmp_path / "batched").equals(first)
+    assert _snapshot(tmp_path / "batched") == before
+
+
+def test_batched_encoding_equals_one_at_a_time(generator, tmp_path: Path, monkeypatch) -> None:
+    _assert_batched_matches_one_at_a_time(generator, tmp_path, (9, 16, 16))
+    _assert_second_call_writes_nothing(generator, tmp_path / "again", monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def world_generator() -> WorldGenerator:
+    return WorldGenerator()  # the shipped small checkpoint, as the main loop's real stage uses
+
+
+def test_world_batched_encoding_equals_one_at_a_time(world_generator, tmp_path: Path, monkeypatch) -> None:
+    g = world_generator
+    _assert_batched_matches_one_at_a_time(g, tmp_path, (g.num_frames, g.height, g.width))
+    _assert_second_call_writes_nothing(g, tmp_path / "again", monkeypatch)
+
+
+def test_clips_of_mixed_shapes_are_refused_in_one_batch() -> None:
+    with pytest.raises(GeneratorError, match="share a shape"):
+        uint8_to_videos([np.zeros((9, 16, 16, 3), np.uint8), np.zeros((5, 16, 16, 3), np.uint8)])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_batch_sizes_must_be_positive_integers(generator, tmp_path: Path, bad) -> None:
+    table = _real_table(tmp_path, [(9, 16, 16)])
+    with pytest.raises(GeneratorError, match="text_batch_size must be an integer"):
+        encode_real_videos(generator, table, tmp_path, tmp_path / "cache", text_batch_size=bad)
+    with pytest.raises(GeneratorError, match="clip_batch_size must be an integer"):
+        encode_real_videos(generator, table, tmp_path, tmp_path / "cache", clip_batch_size=bad)

@@ -121,7 +121,12 @@ def test_smallest_config_runs_end_to_end_and_a_rerun_does_nothing(tmp_path: Path
     assert child.data.tags["mlflow.parentRunId"] == ids["parent"]
     assert "bench/total" in child.data.metrics
     artifacts = {a.path for a in client.list_artifacts(ids["round-1"], "round")}
-    assert {"round/candidates.mp4", "round/timeline.png", "round/critic_confusion.png"} <= artifacts
+    assert {
+        "round/candidates.mp4",
+        "round/eval_grid.mp4",
+        "round/timeline.png",
+        "round/critic_confusion.png",
+    } <= artifacts
     assert client.search_model_versions("name='ipo-ray-generator'")
     # The λ2 term (NLL on real videos) trained every step and was logged from rank 0.
     (align_run,) = client.search_runs(

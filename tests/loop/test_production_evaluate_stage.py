@@ -1,8 +1,9 @@
 """The evaluate stage for a tiny random Wan pipeline on a local Ray, with a stub critic.
 
 Checks what a production run's evaluation promises: one mp4 per evaluation prompt under the round's
-evaluate folder, the same prompts and seeds in every round (so equal weights give equal scores), the
-base critic asked through the labelling code, and the metrics under their logged names.
+evaluate folder, listed for the round's evaluation grid, the same prompts and seeds in every round (so
+equal weights give equal scores), the base critic asked through the labelling code, and the metrics
+under their logged names.
 """
 
 import threading
@@ -12,6 +13,7 @@ import pytest
 
 from ipo_ray.config import Config
 from ipo_ray.generator.tiny import save_tiny_pipelines
+from ipo_ray.loop import eval_clips
 from ipo_ray.loop.run_dir import RunDir
 from ipo_ray.loop.stages import BASE_CRITIC, EVALUATE, RoundContext, evaluate_generator_stage
 from ipo_ray.vocab import DIMENSIONS
@@ -69,6 +71,11 @@ def test_production_evaluation_is_fixed_across_rounds_and_scored(ray_cluster, tm
         p.name for p in (run.stage_dir(1, EVALUATE) / "clips" / "videos").glob("*.mp4")
     )
     assert set(critic.versions) == {BASE_CRITIC} and len(critic.versions) == 4
+    # Both rounds list their clips for the evaluation grid, paired by prompt (same seed, same file name).
+    rows = eval_clips.paired(run.stage_dir(0, EVALUATE), run.stage_dir(1, EVALUATE), num_prompts=4)
+    assert rows is not None and len(rows) == 2
+    assert sorted(base_clip.name for base_clip, _ in rows) == [p.name for p in clips]
+    assert all(base_clip.name == round_clip.name for base_clip, round_clip in rows)
     flicker = base.metrics["eval/temporal_flickering"]
     assert 0.0 < flicker <= 1.0
     assert again.metrics == pytest.approx(base.metrics)  # same weights, prompts and seeds

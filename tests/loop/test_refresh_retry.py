@@ -14,13 +14,21 @@ def _plan() -> TrainPlan:
 def test_a_controller_error_gets_one_more_run(monkeypatch: pytest.MonkeyPatch) -> None:
     names: list[str] = []
 
-    def fit(plan: TrainPlan, workers: int, cpus: float, storage: str, name: str, max_failures: int) -> None:
+    def fit(
+        plan: TrainPlan,
+        workers: int,
+        cpus: float,
+        storage: str,
+        name: str,
+        max_failures: int,
+        gpus_per_worker: float,
+    ) -> None:
         names.append(name)
         if len(names) == 1:
             raise ray.train.ControllerError(RuntimeError("a worker died while the group started"))
 
     monkeypatch.setattr(refresh, "fit_with_ray", fit)
-    refresh._fit_with_retry(_plan(), 1, 0.5, "/tmp/ray", "critic-r1")
+    refresh._fit_with_retry(_plan(), 1, 0.5, 0.0, "/tmp/ray", "critic-r1")
     assert names == ["critic-r1", "critic-r1-retry1"]
 
 
@@ -30,7 +38,7 @@ def test_a_second_failure_stops_the_stage(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(refresh, "fit_with_ray", fit)
     with pytest.raises(ray.train.ControllerError):
-        refresh._fit_with_retry(_plan(), 1, 0.5, "/tmp/ray", "critic-r1")
+        refresh._fit_with_retry(_plan(), 1, 0.5, 0.0, "/tmp/ray", "critic-r1")
 
 
 def test_other_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,5 +50,5 @@ def test_other_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(refresh, "fit_with_ray", fit)
     with pytest.raises(ValueError, match="bad plan"):
-        refresh._fit_with_retry(_plan(), 1, 0.5, "/tmp/ray", "critic-r1")
+        refresh._fit_with_retry(_plan(), 1, 0.5, 0.0, "/tmp/ray", "critic-r1")
     assert calls == [1]

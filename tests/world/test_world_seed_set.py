@@ -65,3 +65,46 @@ def test_a_committed_seed_set_is_not_overwritten(seed_set):
             annotators=make_annotators(3),
             settings=RenderSettings(),
         )
+
+
+def test_a_generated_share_labels_the_generators_own_clips(tmp_path):
+    """IPO's annotators judge the base model's videos: with a share, those clips come from the shipped
+    world generator, sampled from the item's prompt text; the rest stays rendered, the texts unchanged."""
+    from ipo_ray.config import load_config
+    from ipo_ray.world.build import seed_set as configured_seed_set
+
+    sizes = ["world.seed_set.num_clips=8", "world.seed_set.num_pairs=4", "generator.num_inference_steps=4"]
+    rendered = configured_seed_set(load_config(None, sizes), tmp_path / "rendered")
+    cfg = load_config(None, [*sizes, "world.seed_set.generated_share=0.5"])
+    mixed = configured_seed_set(cfg, tmp_path / "mixed")
+    assert rendered.generated == 0 and mixed.generated == 4 + 2 * 2  # half the clips, half the pairs (×2)
+    texts = [
+        read_table(d / "prompts.parquet", TableKind.PROMPTS)[col.TEXT].to_pylist()
+        for d in (tmp_path / "rendered", tmp_path / "mixed")
+    ]
+    assert texts[0] == texts[1]
+    same = [
+        (
+            read_frames(tmp_path / "rendered" / "videos" / p.name, num_frames=None)
+            == read_frames(p, num_frames=None)
+        ).all()
+        for p in sorted((tmp_path / "mixed" / "videos").glob("*.mp4"))
+    ]
+    assert len(same) == 16 and same.count(False) == mixed.generated
+    labels = read_table(tmp_path / "mixed" / "labels.parquet", TableKind.LABELS)
+    assert labels.num_rows + mixed.no_majority == 12 * 3
+
+
+def test_a_generated_share_needs_a_sampler(tmp_path):
+    with pytest.raises(ValueError, match="sampler"):
+        build_seed_set(
+            tmp_path,
+            num_clips=2,
+            num_pairs=0,
+            defect_rate=0.5,
+            strength_range=(0.2, 1.0),
+            seed=0,
+            annotators=make_annotators(3, seed=1),
+            settings=RenderSettings(),
+            generated_share=0.5,
+        )

@@ -47,14 +47,24 @@ def _serve_running() -> bool:
     return bool(serve.status().proxies)
 
 
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise RuntimeError(
-                f"serve.port {port} on {host} is taken ({error.strerror}); pick another port"
-            ) from None
+PORT_WAIT_S = 30.0  # a local cluster's proxy outlives its driver by seconds (back-to-back jobs)
+
+
+def _check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
+    """Returns once `port` can be bound on `host`; waits up to `wait_s` for a previous job's proxy
+    to let go of it, then fails."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+                return
+            except OSError as error:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(
+                        f"serve.port {port} on {host} is taken ({error.strerror}); pick another port"
+                    ) from None
+        time.sleep(1.0)
 
 
 def stop(app_name: str = "critic") -> None:

@@ -1,0 +1,72 @@
+"""Score critic folders on a labels table: greedy answers against the labels and, for world data, the oracle.
+
+Every critic answers every labelled question once (greedy, through transformers); the table has one
+column per critic and reference. World labels (a seed set written by `jobs/build_seed_set.py`) come
+with a prompts table of specs beside them, and the noise-free oracle is scored too — e.g. a critic
+trained on renders, on a seed set of generated clips (`world.seed_set.generated_share=1`).
+
+    python jobs/eval_critic.py --labels runs/heldout-gen/labels.parquet \
+        ipo_ray/assets/world_critic runs/world-critic-v3/critic
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ipo_ray.config import load_config
+from ipo_ray.critic.evaluate import accuracy, format_table, greedy_verdicts, oracle_verdicts
+from ipo_ray.critic.hf_backend import TransformersBackend
+from ipo_ray.critic.judge import SamplingConfig
+from ipo_ray.critic.sft import FrameCache, examples_from_labels
+from ipo_ray.critic.train_loop import MANIFEST
+from ipo_ray.data import TableKind, is_committed, read_table
+from ipo_ray.world.build import render_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("critics", nargs="+", type=Path, help="critic folders")
+    parser.add_argument("--labels", type=Path, required=True, help="labels table (Parquet)")
+    parser.add_argument("--max-rows", type=int, default=None, help="score the first N label rows only")
+    parser.add_argument("--max-new-tokens", type=int, default=8, help="greedy answer length (verdict first)")
+    args = parser.parse_args()
+    # Bad input is refused before any model loads.
+    missing = [str(c) for c in args.critics if not (c / "config.json").is_file()]
+    if missing:
+        sys.exit(f"{parser.prog}: not critic folders (no config.json): {missing}")
+    if not is_committed(args.labels):
+        sys.exit(f"{parser.prog}: {args.labels} is not a committed labels table")
+    examples = examples_from_labels(read_table(args.labels, TableKind.LABELS))[: args.max_rows]
+    if not examples:
+        sys.exit(f"{parser.prog}: {args.labels} holds no pointwise or pairwise labels")
+    cfg = load_config()
+    frames = FrameCache(cfg.video.num_frames)
+    references = {"labels": [e.verdict for e in examples]}
+    prompts = args.labels.with_name("prompts.parquet")
+    if is_committed(prompts):
+        references["oracle"] = oracle_verdicts(
+            examples, read_table(prompts, TableKind.PROMPTS), render_settings(cfg.world.render)
+        )
+    results = {}
+    for critic in args.critics:
+        backend = TransformersBackend(
+            critic, SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens)
+        )
+        predicted = greedy_verdicts(backend, examples, frames)
+        for name, reference in references.items():
+            results[f"{_name(critic)}:{name}"] = accuracy(examples, predicted, reference)
+    if "oracle" in references:
+        results["labels:oracle"] = accuracy(examples, references["labels"], references["oracle"])
+    print(f"{len(examples)} labelled questions from {args.labels}")
+    print(format_table(results))
+
+
+def _name(critic: Path) -> str:
+    """The critic's version from its training manifest, else its folder name."""
+    manifest = critic / MANIFEST
+    return json.loads(manifest.read_text())["version"] if manifest.is_file() else critic.name
+
+
+if __name__ == "__main__":
+    main()

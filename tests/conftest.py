@@ -14,7 +14,9 @@ def ray_cluster():  # noqa: ANN201 - the ray module
     """A local 2-CPU Ray for one test module; workers must ask for ≤ 0.5 CPU each (2-core deadlocks)."""
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local tests only: no token for a throwaway cluster
+    from ipo_ray.local_ray import set_local_ray_env
+
+    set_local_ray_env()  # a throwaway cluster: no token, patient Serve proxy checks on busy cores
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

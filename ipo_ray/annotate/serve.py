@@ -6,7 +6,6 @@ default; more replicas on one machine share the SQLite store safely (WAL, locked
 on several machines would need the studio folder on one machine's disk.
 """
 
-import os
 from pathlib import Path
 
 import ray
@@ -17,6 +16,7 @@ from ray.serve import Application
 from ipo_ray.annotate.app import StudioSettings, build_api
 from ipo_ray.config import Config
 from ipo_ray.config.annotate import AnnotateConfig
+from ipo_ray.local_ray import set_local_ray_env
 
 
 @serve.deployment(name="annotation-studio")
@@ -62,7 +62,7 @@ def start(cfg: Config, num_cpus: int | None = None) -> str:
     running Serve (e.g. with the critic app) keeps its own, and the studio joins it under its prefix.
     """
     section = cfg.annotate
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # as the critic's launcher: local clients allowed
+    set_local_ray_env()  # as the critic's launcher: local clients allowed, patient proxy checks
     if not ray.is_initialized():
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
     serve.start(http_options={"host": section.host, "port": section.port})

@@ -110,6 +110,13 @@ class LoopConfig(Section):
         description="Critic questions: pointwise Good/Normal/Bad (rewards for every objective) or "
         "pairwise A/B/tie (round-robin among the K, DPO only).",
     )
+    judge: Literal["critic", "oracle"] = Field(
+        "critic",
+        description="Who labels the round's candidates: the critic app, or (world backend, pointwise) the "
+        "world's noise-free oracle in its place, one vote per question: the upper bound of what a critic "
+        "can give alignment, which tells the critic's share of a result from the alignment's. The oracle "
+        "refreshes no critic (needs loop.srpo.trigger: never).",
+    )
     kto_desirable_reward: float = Field(
         0.55,
         ge=0.05,

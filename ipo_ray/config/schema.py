@@ -284,3 +284,20 @@ class Config(Section):
                 ]
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_oracle_judge(self) -> Self:
+        # The oracle needs the world's prompt specs, answers pointwise, and leaves no critic to refresh.
+        if self.loop.judge != "oracle":
+            return self
+        problems = []
+        if self.generator.backend != "world":
+            problems.append(("loop.judge", f"oracle judges world clips only, not {self.generator.backend!r}"))
+        if self.loop.label_mode != "pointwise":
+            problems.append(("loop.label_mode", "the oracle judge answers pointwise; set pointwise"))
+        if self.loop.srpo.trigger != "never":
+            problems.append(
+                ("loop.srpo.trigger", "loop.judge oracle leaves no critic labels to refresh from; set never")
+            )
+        raise_problems(problems)
+        return self

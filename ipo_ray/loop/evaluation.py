@@ -26,7 +26,7 @@ from ipo_ray.generator.world_train import benchmark_clips
 from ipo_ray.loop.eval_clips import keep_clips
 from ipo_ray.vocab import DIMENSIONS
 from ipo_ray.world.benchmark import score_clips
-from ipo_ray.world.oracle import judge
+from ipo_ray.world.oracle import Judgement, judge
 from ipo_ray.world.prompts import spec_from_json
 from ipo_ray.world.render import RenderSettings
 
@@ -59,10 +59,10 @@ def benchmark_generator(
     return score_clips([(frames, spec) for _, frames, spec in clips], settings)
 
 
-def oracle_scores(
+def oracle_judgements(
     candidates: pa.Table, prompts: pa.Table, stage_dir: Path, settings: RenderSettings
-) -> dict[str, dict[str, tuple[str, float]]]:
-    """Candidate id → dimension → (oracle verdict, oracle score) from the decoded mp4.
+) -> dict[str, dict[str, Judgement]]:
+    """Candidate id → dimension → the oracle's `Judgement` of the decoded mp4.
 
     Args:
         candidates: Candidates table; video paths relative to `stage_dir`.
@@ -79,9 +79,13 @@ def oracle_scores(
     out = {}
     for row in candidates.select([col.CANDIDATE_ID, col.PROMPT_ID, col.VIDEO_PATH]).to_pylist():
         frames = read_frames(stage_dir / row[col.VIDEO_PATH], num_frames=None)
-        judged = judge(frames, specs[row[col.PROMPT_ID]], settings)
-        out[row[col.CANDIDATE_ID]] = {d: (judged[d].verdict, judged[d].score) for d in DIMENSIONS}
+        out[row[col.CANDIDATE_ID]] = judge(frames, specs[row[col.PROMPT_ID]], settings)
     return out
+
+
+def oracle_scores(judgements: dict[str, dict[str, Judgement]]) -> dict[str, dict[str, tuple[str, float]]]:
+    """Candidate id → dimension → (verdict, score): the JSON-able form of `oracle_judgements`."""
+    return {cid: {d: (j[d].verdict, j[d].score) for d in DIMENSIONS} for cid, j in judgements.items()}
 
 
 def critic_agreement(labels: pa.Table, oracle: dict[str, dict[str, tuple[str, float]]]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from ipo_ray.config import Config, dump_yaml, load_config, to_flat_dict
 from ipo_ray.critic.client import CriticClient
 from ipo_ray.critic.serve.launch import start as start_critic_app
 from ipo_ray.critic.serve.versions import NAMESPACE, resolve_critic_path
+from ipo_ray.local_ray import set_local_ray_env
 from ipo_ray.loop.driver import StageError
 from ipo_ray.loop.production_eval import check_evaluation
 from ipo_ray.loop.prompt_expander import check_model
@@ -81,8 +82,7 @@ def init_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(namespace=NAMESPACE, logging_level="WARNING")
         return
-    # A local cluster: Ray 2.60's token auth refuses local clients without a token file.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    set_local_ray_env()
     ray.init(num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
 
 

@@ -101,6 +101,28 @@ def label_pointwise(
     )
 
 
+def oracle_response(judgements: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``/v1/score``-shaped response from the world oracle's judgements (dimension → `Judgement`).
+
+    One vote per question, certainty 1: the noise-free judge that `loop.judge: oracle` puts in the
+    critic's place.
+    """
+    return {
+        "dimensions": {
+            dim: {
+                "verdict": j.verdict,
+                "reason": j.reason,
+                "votes": {j.verdict: 1},
+                "certainty": 1.0,
+                "unparseable": 0,
+                "samples": 1,
+                "answers": [{"text": f"{j.verdict}. {j.reason}", "verdict": j.verdict}],
+            }
+            for dim, j in judgements.items()
+        }
+    }
+
+
 def label_pairwise(
     compare: CompareFn, candidates: pa.Table, video_root: Path, version: str, max_workers: int = 16
 ) -> Labelled:

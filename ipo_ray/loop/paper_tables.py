@@ -8,7 +8,9 @@ same benchmark prompts and seeds — and the functions here turn their stage man
 - IPO Table 1: the small world model after R rounds against the larger world model without them;
 - IPO Table 4: DPO against KTO;
 - Dual-IPO's SRPO ablation: a frozen critic against the refreshed one;
-- LiFT: reward-weighted learning and rejection sampling beside DPO and KTO.
+- LiFT: reward-weighted learning and rejection sampling beside DPO and KTO;
+- the critic's share: the default run against the same run judged by the oracle (a perfect critic),
+  which tells a critic that limits the result from an alignment recipe that does.
 
 Every score is the world benchmark's (percent, oracle-scored). Beside them: the critic's agreement
 with the oracle on the round's candidates and the share of DPO pairs whose winner the oracle also
@@ -28,6 +30,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "frozen": ("loop.srpo.trigger=never",),
     "rwl": ("align.objective=rwl",),
     "rs": ("align.objective=rs",),
+    # The world's oracle labels the candidates in the critic's place: what a perfect critic would give.
+    "oracle": ("loop.judge=oracle", "loop.srpo.trigger=never"),
 }
 OBJECTIVE_NAMES = {
     "dpo": "Diffusion-DPO",
@@ -159,27 +163,30 @@ def objectives_table(runs: Mapping[str, Sequence[RoundScores]], objectives: Sequ
     return _markdown(["objective", "rounds", "Total", "Quality", "Semantic", "Δ Total"], rows)
 
 
-def srpo_table(refreshed: Sequence[RoundScores], frozen: Sequence[RoundScores]) -> str:
-    """Dual-IPO's ablation: the generator and its critic's agreement per round, critic refreshed or frozen."""
-    rows = []
-    for name, scores in (("refreshed critic (SRPO)", refreshed), ("frozen critic", frozen)):
-        for s in scores[1:]:
-            rows.append(
-                [
-                    name,
-                    str(s.round),
-                    _f(s.total),
-                    _f(s.critic_agreement),
-                    _f(s.pair_accuracy),
-                    _f(s.critic_heldout),
-                ]
-            )
+def side_by_side_table(runs: Sequence[tuple[str, Sequence[RoundScores]]]) -> str:
+    """Runs round by round, one row per (run, round): the generator and the signal it was trained on.
+
+    Dual-IPO's SRPO ablation (critic refreshed or frozen) and the critic's share (critic or oracle as
+    judge) are both this table.
+    """
+    rows = [
+        [
+            name,
+            str(s.round),
+            _f(s.total),
+            _f(s.critic_agreement),
+            _f(s.pair_accuracy),
+            _f(s.critic_heldout),
+        ]
+        for name, scores in runs
+        for s in scores[1:]
+    ]
     return _markdown(
         [
-            "critic",
+            "judge",
             "round",
             "Total",
-            "critic = oracle % (round)",
+            "judge = oracle % (round)",
             "oracle agrees with pair %",
             "held-out after refresh %",
         ],
@@ -213,7 +220,18 @@ def results_markdown(
     parts += ["**IPO Table 4** — DPO against KTO:", "", objectives_table(runs, ["dpo", "kto"]), ""]
     if dpo and runs.get("frozen"):
         parts += ["**Dual-IPO, SRPO ablation** — critic refreshed every round or frozen:", ""]
-        parts += [srpo_table(dpo, runs["frozen"]), ""]
+        parts += [
+            side_by_side_table([("refreshed critic (SRPO)", dpo), ("frozen critic", runs["frozen"])]),
+            "",
+        ]
+    if dpo and runs.get("oracle"):
+        parts += [
+            "**The critic's share** — the default run against the same run judged by the world's oracle "
+            "(a perfect critic):",
+            "",
+            side_by_side_table([("critic", dpo), ("oracle", runs["oracle"])]),
+            "",
+        ]
     parts += [
         "**LiFT** — reward-weighted learning and rejection sampling beside DPO and KTO:",
         "",

@@ -26,8 +26,14 @@ from ipo_ray.data.tables import read_parts
 from ipo_ray.generator.stage import generate_candidates
 from ipo_ray.generator.world_model import DEFAULT_CHECKPOINT
 from ipo_ray.loop.eval_clips import CLIPS_DIR, list_generated_clips
-from ipo_ray.loop.evaluation import benchmark_generator, critic_agreement, oracle_scores, pair_accuracy
-from ipo_ray.loop.labelling import ScoreFn, label_pairwise, label_pointwise
+from ipo_ray.loop.evaluation import (
+    benchmark_generator,
+    critic_agreement,
+    oracle_judgements,
+    oracle_scores,
+    pair_accuracy,
+)
+from ipo_ray.loop.labelling import ScoreFn, label_pairwise, label_pointwise, oracle_response
 from ipo_ray.loop.preferences import best_worst_pairs, borda_rewards, candidate_reward, samples_table
 from ipo_ray.loop.production_eval import critic_metrics, evaluation_prompts, flicker_scores
 from ipo_ray.loop.prompts import source_prompts
@@ -36,6 +42,7 @@ from ipo_ray.loop.vbench_full import run_full_vbench
 from ipo_ray.world.build import render_settings
 
 BASE_CRITIC = "default"  # the critic app's name for critic.path; it also scores every evaluation
+ORACLE_JUDGE = "oracle"  # the label stage's critic version when loop.judge is oracle
 # Round 0's set-up stage that encodes the real videos of the λ2 term (`loop.real_videos`).
 REAL = "real"
 PROMPTS, GENERATE, LABEL, PREFERENCES, ALIGN, REFRESH, EVALUATE = (
@@ -233,11 +240,29 @@ def critic_score_fn(critic: Any, version: str) -> ScoreFn:  # noqa: ANN401 - the
 
 
 def label_stage(ctx: RoundContext) -> StageResult:
-    """Critic judgements of every candidate over HTTP; labels table, all vote counts, oracle agreement."""
+    """Critic judgements of every candidate over HTTP (or the oracle's, `loop.judge`); labels table,
+    all vote counts, oracle agreement."""
     candidates = round_candidates(ctx)
     out = ctx.dir(LABEL)
     version = ctx.critic_version
-    if ctx.cfg.loop.label_mode == "pointwise":
+    judgements = None
+    if ctx.cfg.generator.backend == "world":
+        judgements = oracle_judgements(
+            candidates, round_prompts(ctx), ctx.dir(GENERATE), render_settings(ctx.cfg.world.render)
+        )
+    if ctx.cfg.loop.judge == "oracle":
+        assert judgements is not None  # the config allows the oracle judge on the world backend only
+        by_path = {
+            str((ctx.dir(GENERATE) / path).resolve()): judgements[cid]
+            for cid, path in zip(
+                candidates[col.CANDIDATE_ID].to_pylist(), candidates[col.VIDEO_PATH].to_pylist(), strict=True
+            )
+        }
+        version = ORACLE_JUDGE
+        labelled = label_pointwise(
+            lambda path, _prompt: oracle_response(by_path[path]), candidates, ctx.dir(GENERATE), version
+        )
+    elif ctx.cfg.loop.label_mode == "pointwise":
         labelled = label_pointwise(
             critic_score_fn(ctx.critic, version),
             candidates,
@@ -258,10 +283,8 @@ def label_stage(ctx: RoundContext) -> StageResult:
     votes = {"point": labelled.point_votes, "pair": [list(v) for v in labelled.pair_votes]}
     write_bytes_atomic(out / "votes.json", json.dumps(votes).encode())
     metrics = labelled.metrics() | {"critic_version": version}
-    if ctx.cfg.generator.backend == "world":
-        oracle = oracle_scores(
-            candidates, round_prompts(ctx), ctx.dir(GENERATE), render_settings(ctx.cfg.world.render)
-        )
+    if judgements is not None:
+        oracle = oracle_scores(judgements)
         write_bytes_atomic(out / "oracle.json", json.dumps(oracle).encode())
         metrics |= critic_agreement(labelled.labels, oracle)
     return StageResult(metrics, {"labels": ctx.run.relative(out / "labels.parquet")})

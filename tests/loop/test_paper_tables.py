@@ -86,15 +86,17 @@ def test_report_only_prints_and_writes_the_tables_of_finished_runs(tmp_path: Pat
     for name, totals, extra in (
         ("dpo", [70.0, 71.0, 74.0], ()),
         ("frozen", [70.0, 70.5, 71.0], ("loop.srpo.trigger=never",)),
+        ("oracle", [70.0, 72.5, 76.0], ("loop.judge=oracle", "loop.srpo.trigger=never")),
     ):
         run = _fake_run(root / name, totals, refreshed=name == "dpo")
         cfg = load_config(None, [f"run.root={root}", f"run.name={name}", *overrides, *extra])
         (run.path / CONFIG_FILE).write_text(dump_yaml(cfg))
-    done = _tables("--root", str(root), "--variants", "dpo,frozen", "--report-only", *overrides)
+    done = _tables("--root", str(root), "--variants", "dpo,frozen,oracle", "--report-only", *overrides)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == (root / "RESULTS.md").read_text() + "\n"
     assert "| round 2 | 74.0 |" in done.stdout  # Table 3
     assert "| frozen critic | 2 | 71.0 |" in done.stdout  # the SRPO ablation
+    assert "| oracle | 2 | 76.0 |" in done.stdout and "| critic | 2 | 74.0 |" in done.stdout  # critic's share
     # The large model was really benchmarked (4 prompts, 4 steps) and its size counted.
     large = json.loads((root / "large-base.json").read_text())
     assert 0.0 < large["scores"]["total"] <= 100.0 and large["sizes"]["large"] > large["sizes"]["small"]

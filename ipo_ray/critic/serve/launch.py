@@ -1,6 +1,5 @@
 """Starting the app on Ray: shared by `jobs/serve_critic.py`, the benchmark and the tests."""
 
-import os
 import socket
 import time
 
@@ -10,23 +9,23 @@ from ray import serve
 from ipo_ray.config import Config
 from ipo_ray.critic.serve.app import build_app
 from ipo_ray.critic.serve.versions import NAMESPACE
+from ipo_ray.local_ray import set_local_ray_env
 
 
 def start(cfg: Config, num_cpus: int | None = None) -> str:
     """Starts (or updates) the critic app and returns its base URL once every replica is ready.
 
     Joins the Ray cluster this process runs in (``RAY_ADDRESS``, ``ray job submit``) or starts a
-    local one with `num_cpus`; a local cluster gets ``RAY_AUTH_MODE=disabled`` unless set otherwise
-    (Ray 2.60's token auth would refuse local clients, ../shared/notes/cpu-stack.md). Serve's proxy
-    takes `serve.host`, `serve.port` and `serve.request_timeout_s` when Serve is first started here;
-    an already running Serve keeps its own.
+    local one with `num_cpus` and `ipo_ray.local_ray`'s environment (auth off, patient proxy
+    checks). Serve's proxy takes `serve.host`, `serve.port` and `serve.request_timeout_s` when
+    Serve is first started here; an already running Serve keeps its own.
 
     Args:
         cfg: The config (`critic` and `serve` sections, `video.num_frames`).
         num_cpus: CPUs of a local cluster; ignored when joining one.
     """
     served = cfg.serve
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    set_local_ray_env()
     if not ray.is_initialized():
         ray.init(num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
     if not _serve_running():

@@ -1,9 +1,10 @@
 """The papers' result tables in the embedded world: one main-job run per variant, then the tables.
 
 Runs `jobs/dual_ipo.py` once per variant under ``--root`` (the default run, then KTO, a frozen critic,
-reward-weighted learning and rejection sampling, each differing from the default by one setting, all
-with the same seed), benchmarks the large world model without alignment, and prints IPO Tables 1, 3
-and 4, Dual-IPO's SRPO ablation and LiFT's objectives as Markdown (also written to
+reward-weighted learning, rejection sampling and the world's oracle as the judge, each differing from
+the default by one setting, all with the same seed), benchmarks the large world model without
+alignment, and prints IPO Tables 1, 3 and 4, Dual-IPO's SRPO ablation, LiFT's objectives and the
+critic's share (critic against oracle) as Markdown (also written to
 ``<root>/RESULTS.md``). A variant already finished is not run again, an interrupted one is resumed,
 so the command can be stopped and re-run. About 12 minutes per variant on a 2-core CPU.
 

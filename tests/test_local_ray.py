@@ -1,0 +1,18 @@
+"""`ipo_ray.local_ray`: the environment of a Ray cluster the project starts itself."""
+
+import os
+
+import pytest
+
+from ipo_ray.local_ray import LOCAL_RAY_ENV, set_local_ray_env
+
+
+def test_local_ray_env_fills_unset_variables_and_keeps_the_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in LOCAL_RAY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "90")
+    set_local_ray_env()
+    assert os.environ["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"] == "90"  # the user's value wins
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"
+    # Serve's proxy checks: longer than Ray's 5 s, which killed the proxy on a busy 2-core machine.
+    assert float(os.environ["RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"]) >= 30

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ipo_ray.config import load_config
+from ipo_ray.critic.adapters import is_adapter
 from ipo_ray.critic.evaluate import accuracy, format_table, greedy_verdicts, oracle_verdicts
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
@@ -32,9 +33,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=8, help="greedy answer length (verdict first)")
     args = parser.parse_args()
     # Bad input is refused before any model loads.
-    missing = [str(c) for c in args.critics if not (c / "config.json").is_file()]
+    missing = [str(c) for c in args.critics if not ((c / "config.json").is_file() or is_adapter(c))]
     if missing:
-        sys.exit(f"{parser.prog}: not critic folders (no config.json): {missing}")
+        sys.exit(f"{parser.prog}: not critic folders (no config.json or adapter_config.json): {missing}")
     if not is_committed(args.labels):
         sys.exit(f"{parser.prog}: {args.labels} is not a committed labels table")
     examples = examples_from_labels(read_table(args.labels, TableKind.LABELS))[: args.max_rows]

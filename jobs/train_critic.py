@@ -141,6 +141,7 @@ def main() -> None:
         minutes=t.minutes,
         warmup_steps=t.warmup_steps,
         lora=t.lora,
+        save_adapter=t.save_adapter,
         lora_rank=t.lora_rank,
         lora_alpha=t.lora_alpha,
         held_out=t.held_out,

@@ -94,6 +94,11 @@ class CriticTrainConfig(Section):
     lora: bool = Field(
         False, description="Train LoRA adapters (merged into the saved weights) instead of all."
     )
+    save_adapter: bool = Field(
+        False,
+        description="With lora: save the LoRA adapter alone (its base: init) instead of merged weights, a "
+        "version the critic app serves on its default critic's engine (needs serve.max_lora_rank).",
+    )
     lora_rank: int = Field(8, ge=1, description="LoRA rank when lora is true.")
     lora_alpha: int = Field(16, ge=1, description="LoRA scaling numerator (scale = alpha / rank).")
     held_out: float = Field(
@@ -146,5 +151,7 @@ class CriticTrainConfig(Section):
             problems.append(("bf16", "bf16 autocast needs GPU workers (gpus_per_worker > 0)"))
         if self.runner == "local" and self.gpus_per_worker:
             problems.append(("gpus_per_worker", "GPU workers need runner=ray"))
+        if self.save_adapter and not (self.lora and self.init):
+            problems.append(("save_adapter", "an adapter needs lora: true and init (its base critic folder)"))
         raise_problems(problems)
         return self

@@ -5,7 +5,7 @@ is exposed. Secrets never live here: `auth_token_env` names the environment vari
 bearer token, read by each replica when it starts.
 """
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -65,6 +65,15 @@ class ServeConfig(Section):
     )
     request_timeout_s: float = Field(
         120.0, gt=0, description="Serve proxy's per-request timeout in seconds (applies when Serve starts)."
+    )
+    max_lora_rank: Literal[0, 1, 8, 16, 32, 64, 128, 256, 320, 512] = Field(
+        0,
+        description="Largest LoRA rank of adapter versions (folders with adapter_config.json), served on "
+        "their base critic's engine with no second copy of the weights; 0 = no adapter versions (each "
+        "version is a full checkpoint with an engine of its own). vLLM accepts these ranks only.",
+    )
+    max_loras: int = Field(
+        4, ge=1, description="Adapter versions one engine batches together (vLLM max_loras)."
     )
     versions: dict[str, str] = Field(
         default_factory=dict,

@@ -25,6 +25,7 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
+from ipo_ray.critic.adapters import is_adapter, read_adapter
 from ipo_ray.critic.rope import use_original_mrope
 from ipo_ray.critic.tokenizer import (
     CHAT_TEMPLATE,
@@ -207,8 +208,15 @@ def load_critic(path: str | os.PathLike[str]) -> tuple[Qwen2VLForConditionalGene
     """Loads a critic folder in fp32 for transformers, with positions under vLLM's M-RoPE rule.
 
     See `ipo_ray.critic.rope` for why the rule is swapped: training and transformers scoring must
-    see the positions vLLM serves with.
+    see the positions vLLM serves with. A LoRA adapter folder (`ipo_ray.critic.adapters`) loads as
+    its base critic with the adapter merged in.
     """
+    if is_adapter(path):  # a LoRA adapter version: its base with the adapter merged in
+        from peft import PeftModel
+
+        adapter = read_adapter(path)
+        base, processor = load_critic(adapter.base)
+        return PeftModel.from_pretrained(base, adapter.path).merge_and_unload().eval(), processor
     model = Qwen2VLForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
     processor = AutoProcessor.from_pretrained(path)
     return use_original_mrope(model), processor

@@ -16,6 +16,8 @@ from ipo_ray.critic.templates import PREFERENCE_WORDS, Kind
 from ipo_ray.vocab import VERDICTS
 
 if TYPE_CHECKING:  # importing vLLM takes seconds; only the vLLM side of a parity check needs it
+    from vllm.lora.request import LoRARequest
+
     from ipo_ray.critic.vllm_backend import VllmBackend
 
 
@@ -44,15 +46,21 @@ def transformers_logprobs(backend: TransformersBackend, request: CriticRequest) 
     return torch.log_softmax(logits.float(), dim=-1)
 
 
-def vllm_logprobs(backend: "VllmBackend", requests: list[CriticRequest], vocab_size: int) -> torch.Tensor:
+def vllm_logprobs(
+    backend: "VllmBackend",
+    requests: list[CriticRequest],
+    vocab_size: int,
+    lora: "LoRARequest | None" = None,
+) -> torch.Tensor:
     """The same for a `VllmBackend`, all requests in one engine call; shape (len(requests), V).
 
     The engine must allow ``max_logprobs ≥ vocab_size`` (an engine argument). Log-probs are vLLM's
-    raw ones (before temperature), so the sampling settings do not matter.
+    raw ones (before temperature), so the sampling settings do not matter. With `lora`, the engine
+    answers as that adapter version (`ipo_ray.critic.adapters`).
     """
     params = backend.sampling_params(1, max_tokens=1, temperature=0.0, logprobs=vocab_size)
     prompts = [backend.prompt(r) for r in requests]
-    outputs = backend.engine.generate(prompts, params, use_tqdm=False)
+    outputs = backend.engine.generate(prompts, params, use_tqdm=False, lora_request=lora)
     result = torch.full((len(requests), vocab_size), float("-inf"))
     for row, output in enumerate(outputs):
         for token_id, logprob in output.outputs[0].logprobs[0].items():

@@ -110,6 +110,7 @@ class TrainPlan:
     lora: bool = False
     lora_rank: int = 8
     lora_alpha: int = 16
+    save_adapter: bool = False
     held_out: float = 0.1
     eval_every: int = 500
     eval_max: int = 600
@@ -406,14 +407,19 @@ def save_checkpoint(
 ) -> Path:
     """Writes the critic folder atomically: a temporary sibling, then renamed over `plan.out_dir`.
 
-    A LoRA model is saved merged (a copy is merged, training continues on the adapters), so every
-    checkpoint is a plain Qwen2-VL folder that vLLM loads without adapter support.
+    A LoRA model is saved merged (a copy is merged, training continues on the adapters), so the
+    checkpoint is a plain Qwen2-VL folder that vLLM loads without adapter support; with
+    ``save_adapter`` the adapter alone is saved instead (peft's folder, its base the init folder), a
+    version the critic app serves on its base's engine (`ipo_ray.critic.adapters`).
     """
     out = Path(plan.out_dir)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    plain = copy.deepcopy(model).merge_and_unload() if plan.lora else model
-    plain.save_pretrained(tmp)
+    if plan.lora and plan.save_adapter:
+        model.save_pretrained(tmp)  # adapter_config.json (base: the init folder) and adapter weights
+    else:
+        plain = copy.deepcopy(model).merge_and_unload() if plan.lora else model
+        plain.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     parent = _read_manifest_version(plan.init_dir)
     manifest = {

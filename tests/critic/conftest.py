@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ipo_ray.critic.model import build_critic
+from ipo_ray.critic.model import build_critic, load_critic
 from ipo_ray.critic.sft import SftExample, examples_from_labels
 from ipo_ray.critic.srpo import srpo_pairs, write_pairs
 from ipo_ray.critic.templates import format_answer
@@ -55,6 +55,34 @@ def critic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.15)
     model.save_pretrained(path)
     return path
+
+
+LORA_RANK = 8  # rank of the test adapters (a rank vLLM accepts)
+
+
+def _make_adapter(base: Path, out: Path, seed: int = 0) -> Path:
+    """A LoRA adapter of `base` on the language model's projections, with weights far from zero (a
+    freshly initialised adapter is the identity, which would prove nothing)."""
+    from peft import LoraConfig, get_peft_model
+
+    from ipo_ray.critic.train_loop import LORA_TARGETS
+
+    model, _ = load_critic(base)
+    config = LoraConfig(r=LORA_RANK, lora_alpha=2 * LORA_RANK, target_modules=LORA_TARGETS)
+    peft = get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in peft.named_parameters():
+            if "lora_" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    peft.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def make_adapter() -> Callable[..., Path]:
+    """`_make_adapter(base, out, seed=0)`: a LoRA adapter version of a critic folder."""
+    return _make_adapter
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,7 @@ def app_config(critic: Path, root: Path, port: int, **extra: str) -> object:
         "serve.max_frames": "32",
         "serve.max_upload_mb": "0.1",
         "serve.cpus_per_replica": "0.5",
+        "serve.max_lora_rank": "8",  # adapter versions on the default's engine
         **extra,
     }
     return load_config(None, [f"{k}={v}" for k, v in overrides.items()])
@@ -257,6 +258,28 @@ def test_new_version_loads_while_requests_keep_being_answered(
     assert versions["default"]["path"] == str(critic_dir.resolve())
     answered = http.post("/v1/score", json={"prompt": PROMPT, "video_path": "clip.mp4", "version": "v2"})
     assert answered.status_code == 200 and answered.json()["version"] == "v2"
+
+
+@pytest.mark.timeout(180)
+def test_an_adapter_version_is_served_on_the_default_engine(
+    http: httpx.Client,
+    critic_dir: Path,
+    tmp_path: Path,
+    make_adapter,  # noqa: ANN001
+) -> None:
+    from ipo_ray.critic.serve import register_version
+
+    adapter = make_adapter(critic_dir, tmp_path / "lora-v2")
+    register_version("lora-v2", adapter)
+    versions = {v["name"]: v for v in http.get("/v1/models").json()["versions"]}
+    assert versions["lora-v2"]["state"] == "ready" and versions["lora-v2"]["path"] == str(adapter.resolve())
+    body = {"prompt": PROMPT, "video_path": "clip.mp4", "version": "lora-v2"}
+    answered = http.post("/v1/score", json=body)
+    assert answered.status_code == 200 and answered.json()["version"] == "lora-v2"
+    # An adapter of another critic cannot share the default's engine: its load fails, naming why.
+    other = build_critic(tmp_path / "other", ["A blue circle."], seed=3)
+    with pytest.raises(RuntimeError, match="adapters are served on the default critic's engine"):
+        register_version("lora-v3", make_adapter(other, tmp_path / "lora-v3"))
 
 
 @pytest.mark.timeout(60)

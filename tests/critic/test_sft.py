@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ipo_ray.critic.adapters import read_adapter
 from ipo_ray.critic.model import build_critic, load_critic
 from ipo_ray.critic.sft import (
     IGNORE,
@@ -222,6 +223,25 @@ def test_lora_trains_the_language_model_only_and_saves_merged(
     # Saved names use the original layout: the language model is "model.layers.*", vision "visual.*".
     assert changed and all(k.startswith("model.layers.") and "_proj" in k for k in changed)
     assert read_manifest(plan.out_dir)["version"] == "v2"
+
+
+def test_lora_with_save_adapter_writes_an_adapter_version_of_its_base(
+    seed_dir: Path, init_dir: Path, tmp_path: Path
+) -> None:
+    plan = _plan(
+        seed_dir, init_dir, tmp_path / "adapter", lora=True, save_adapter=True, steps=4, eval_every=4
+    )
+    train_critic(plan)
+    out = Path(plan.out_dir)
+    adapter = read_adapter(out)  # an adapter folder whose base is the init critic, and no full weights
+    assert adapter.base == init_dir.resolve() and adapter.rank == plan.lora_rank
+    assert not (out / "model.safetensors").exists() and read_manifest(out)["version"] == "v1"
+    # It loads as the base with the adapter merged in, and that is the trained model, not the base.
+    merged, _ = load_critic(out)
+    base = load_file(init_dir / "model.safetensors")
+    weights = {k: v for k, v in merged.state_dict().items() if "layers.0.self_attn.q_proj.weight" in k}
+    ((name, tensor),) = weights.items()
+    assert not torch.equal(tensor, base["model.layers.0.self_attn.q_proj.weight"]), name
 
 
 def test_bad_input_is_refused(

@@ -21,6 +21,7 @@ samples through the version's engine (`engine.py`), parse every answer, vote, re
 """
 
 import asyncio
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -35,6 +36,7 @@ from starlette.datastructures import UploadFile
 
 from ipo_ray.config import Config, load_config
 from ipo_ray.config.serve import ServeConfig
+from ipo_ray.critic.adapters import AdapterError, check_servable, is_adapter, read_adapter
 from ipo_ray.critic.judge import CriticRequest
 from ipo_ray.critic.parse import parse_answer
 from ipo_ray.critic.serve.bodies import check_token, read_body
@@ -133,6 +135,7 @@ class CriticServer:
         from ipo_ray.critic.serve.engine import EngineHost  # imports vLLM: only in replicas
 
         self.host = EngineHost()
+        self._lora_ids = itertools.count(1)
         self.versions = VersionSet(self._load_engine)
         for name, path in settings.versions.items():  # the replica is ready once these are loaded
             self.versions.add_ready(name, path, await self._load_engine(path))
@@ -140,10 +143,24 @@ class CriticServer:
         self._follower = asyncio.get_running_loop().create_task(self.versions.follow(registry))
 
     async def _load_engine(self, path: str) -> Any:  # noqa: ANN401 - an engine.Engine
+        """A full checkpoint gets an engine of its own; a LoRA adapter a handle on the default's."""
         from ipo_ray.critic.vllm_backend import VllmBackend
 
         settings = self.settings
-        return await self.host.load(lambda: VllmBackend(path, settings.sampling, **settings.engine))
+        if not is_adapter(path):
+            return await self.host.load(lambda: VllmBackend(path, settings.sampling, **settings.engine))
+        from vllm.lora.request import LoRARequest
+
+        default = self.versions.ready_version("default")
+        if default is None:
+            raise AdapterError("the default critic is not loaded; adapter versions are served on its engine")
+        default_path, default_engine = default
+        adapter = read_adapter(path)
+        check_servable(adapter, Path(default_path), settings.max_lora_rank, Path(path).name)
+        # vLLM keys its adapter cache by this id: a new id per load, so a re-pointed name never
+        # answers with the adapter it replaced.
+        lora_id = next(self._lora_ids)
+        return default_engine.with_adapter(LoRARequest(f"critic-{lora_id}", lora_id, str(adapter.path)))
 
     def check_health(self) -> None:
         """Serve's health probe: a replica whose engine thread or version follower died is restarted."""

@@ -16,6 +16,10 @@ and the event loop never blocks on a model.
 
 Outputs are requested final-only (`RequestOutputKind.FINAL_ONLY`): a request's n samples come back
 together in one output (streamed outputs were seen to hold fewer than n, ../shared/notes/cpu-stack.md).
+
+A LoRA adapter version (`ipo_ray.critic.adapters`) is an `Engine` handle on its base's engine with a
+`LoRARequest` attached to each of its requests: no engine of its own, and its requests join the base
+engine's running batches. The host counts the handles of each engine and retires it after the last.
 """
 
 import asyncio
@@ -26,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 
 from ipo_ray.critic.judge import CriticRequest
@@ -40,6 +45,7 @@ class _Job:
     params: SamplingParams
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    lora: LoRARequest | None = None
 
 
 @dataclass
@@ -73,6 +79,8 @@ class EngineHost:
         # initialized"). A replaced version therefore keeps its memory until the replica restarts.
         self._retired: list[VllmBackend] = []
         self._jobs: dict[str, _Job] = {}
+        # Engine handles per backend (a base and its adapter versions); touched on the event loop only.
+        self._handles: dict[int, int] = {}
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="critic-engines", daemon=True)
         self._thread.start()
@@ -86,16 +94,29 @@ class EngineHost:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._put(_Load(build, loop, future))
-        return Engine(self, await future)
+        backend = await future
+        self._handles[id(backend)] = 1
+        return Engine(self, backend)
+
+    def share(self, backend: VllmBackend, lora: LoRARequest) -> "Engine":
+        """Another handle on a loaded engine, whose requests carry `lora` (an adapter version)."""
+        if self._handles.get(id(backend), 0) < 1:
+            raise RuntimeError("that engine is not loaded (or already retired)")
+        self._handles[id(backend)] += 1
+        return Engine(self, backend, lora)
 
     async def generate(
-        self, backend: VllmBackend, requests: Sequence[CriticRequest], n: int
+        self,
+        backend: VllmBackend,
+        requests: Sequence[CriticRequest],
+        n: int,
+        lora: LoRARequest | None = None,
     ) -> list[list[str]]:
         """n sampled answer texts per request, in request order; see `Engine.generate`."""
         params = backend.sampling_params(n, output_kind=RequestOutputKind.FINAL_ONLY)
         loop = asyncio.get_running_loop()
         jobs = [
-            _Job(uuid.uuid4().hex, backend, backend.prompt(r), params, loop, loop.create_future())
+            _Job(uuid.uuid4().hex, backend, backend.prompt(r), params, loop, loop.create_future(), lora)
             for r in requests
         ]
         for job in jobs:
@@ -115,7 +136,12 @@ class EngineHost:
         return self._error
 
     def unload(self, backend: VllmBackend) -> None:
-        """Stops stepping an engine (after its last request); returns at once. Its memory is kept."""
+        """Drops one handle of an engine; after the last, stops stepping it (its memory is kept)."""
+        left = self._handles.get(id(backend), 0) - 1
+        if left > 0:
+            self._handles[id(backend)] = left
+            return
+        self._handles.pop(id(backend), None)
         self._inbox.put(_Unload(backend))
 
     def close(self) -> None:
@@ -158,7 +184,9 @@ class EngineHost:
             raise RuntimeError("engines closed")
         if isinstance(item, _Job):
             try:
-                item.backend.engine.llm_engine.add_request(item.request_id, item.prompt, item.params)
+                item.backend.engine.llm_engine.add_request(
+                    item.request_id, item.prompt, item.params, lora_request=item.lora
+                )
             except (ValueError, TypeError) as error:
                 _resolve(
                     item.loop, item.future, error=ValueError(f"critic engine refused the request: {error}")
@@ -206,16 +234,23 @@ class EngineHost:
 
 
 class Engine:
-    """One loaded critic version: a `VllmBackend` served by the host's thread.
+    """One loaded critic version: a `VllmBackend` served by the host's thread, with the version's
+    LoRA adapter when it is one.
 
     Args:
         host: The thread that owns it.
         backend: The engine.
+        lora: The adapter every request of this version carries; None for a full checkpoint.
     """
 
-    def __init__(self, host: EngineHost, backend: VllmBackend) -> None:
+    def __init__(self, host: EngineHost, backend: VllmBackend, lora: LoRARequest | None = None) -> None:
         self.host = host
         self.backend = backend
+        self.lora = lora
+
+    def with_adapter(self, lora: LoRARequest) -> "Engine":
+        """A handle on this engine for an adapter version (its base must be this engine's model)."""
+        return self.host.share(self.backend, lora)
 
     async def generate(self, requests: Sequence[CriticRequest], n: int) -> list[list[str]]:
         """n sampled answer texts per request, in request order (as `judge.CriticBackend.generate`).
@@ -224,10 +259,10 @@ class Engine:
             RuntimeError: the engine thread has died (every later call fails the same way).
             ValueError: the engine refused a request (e.g. a prompt longer than max_model_len).
         """
-        return await self.host.generate(self.backend, requests, n)
+        return await self.host.generate(self.backend, requests, n, self.lora)
 
     def close(self) -> None:
-        """Retires the engine; call once no request uses it."""
+        """Retires this handle, and the engine with its last handle; call once no request uses it."""
         self.host.unload(self.backend)
 
 

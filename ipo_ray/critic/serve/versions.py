@@ -25,6 +25,7 @@ from typing import Any
 
 import ray
 
+from ipo_ray.critic.adapters import is_adapter, read_adapter
 from ipo_ray.critic.serve.inputs import InputError
 from ipo_ray.critic.serve.schemas import VERSION_PATTERN
 
@@ -36,6 +37,18 @@ _POLL_S = 10.0
 def registry_name(app_name: str) -> str:
     """The registry actor's name for a Serve app."""
     return f"critic-versions-{app_name}"
+
+
+def resolve_version_path(path: str) -> Path:
+    """The folder of a critic version: a full critic folder, or a LoRA adapter folder whose base is one.
+
+    Raises:
+        FileNotFoundError: neither (no config.json, no adapter_config.json).
+        AdapterError: an adapter folder that names no usable base (`ipo_ray.critic.adapters`).
+    """
+    if is_adapter(path):
+        return read_adapter(path).path
+    return resolve_critic_path(path)
 
 
 def resolve_critic_path(path: str | None) -> Path:
@@ -106,12 +119,14 @@ def register_version(name: str, path: str | Path, app_name: str = "critic", time
 
     Args:
         name: Version name clients pass as ``version`` (``default`` re-points the default).
-        path: Critic folder, readable by the replicas (same path on every node).
+        path: Critic folder, or a LoRA adapter folder of the default critic (needs
+            ``serve.max_lora_rank``), readable by the replicas (same path on every node).
         app_name: The Serve app (`serve.app_name`).
         timeout_s: How long to wait for every running replica to load it.
 
     Raises:
         FileNotFoundError: `path` is not a critic folder.
+        AdapterError: `path` is an adapter folder without a usable base.
         RuntimeError: a replica failed to load it (its error is quoted).
         TimeoutError: not every replica was ready in time.
     """
@@ -119,7 +134,7 @@ def register_version(name: str, path: str | Path, app_name: str = "critic", time
 
     if not re.match(VERSION_PATTERN, name):
         raise ValueError(f"version name {name!r} must match {VERSION_PATTERN}")
-    folder = str(resolve_critic_path(str(path)))
+    folder = str(resolve_version_path(str(path)))
     registry = ray.get_actor(registry_name(app_name), namespace=NAMESPACE)
     ray.get(registry.register.remote(name, folder))
     deadline = time.monotonic() + timeout_s
@@ -173,6 +188,13 @@ class VersionSet:
         version = _Version(path, engine=engine)
         version.ready.set()
         self._versions[name] = version
+
+    def ready_version(self, name: str) -> tuple[str, Any] | None:
+        """(folder, engine) of version `name` when it is loaded and ready; else None."""
+        version = self._versions.get(name)
+        if version is None or version.state != "ready":
+            return None
+        return version.path, version.engine
 
     def describe(self) -> list[tuple[str, str, str, str | None]]:
         """(name, folder, state, error) of every version."""

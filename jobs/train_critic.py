@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ipo_ray.config import ConfigError, add_config_args, config_from_args
+from ipo_ray.critic.adapters import is_adapter
 from ipo_ray.critic.evaluate import (
     accuracy,
     format_table,
@@ -65,9 +66,11 @@ def main() -> None:
     start = time.perf_counter()
     if t.srpo_pairs and not Path(t.srpo_pairs).is_file():
         parser.exit(2, f"{parser.prog}: critic.train.srpo_pairs: {t.srpo_pairs} is not a file\n")
-    if t.init and not (Path(t.init) / "config.json").is_file():
+    if t.init and not ((Path(t.init) / "config.json").is_file() or is_adapter(t.init)):
         parser.exit(
-            2, f"{parser.prog}: critic.train.init: {t.init} is not a critic folder (no config.json)\n"
+            2,
+            f"{parser.prog}: critic.train.init: {t.init} is not a critic folder "
+            "(no config.json or adapter_config.json)\n",
         )
 
     # 1. Labels: the given table, or the world seed set (built once, reused by later runs).

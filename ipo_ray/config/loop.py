@@ -27,6 +27,12 @@ class SrpoConfig(Section):
     lr: float = Field(2e-4, gt=0, description="AdamW learning rate of the refresh (from the current critic).")
     batch_size: int = Field(32, ge=1, description="Pseudo-labels per step, summed over workers.")
     lora: bool = Field(False, description="LoRA adapters (merged on save) instead of full fine-tuning.")
+    save_adapter: bool = Field(
+        False,
+        description="With lora: each refreshed critic is a LoRA adapter of the default critic (the first "
+        "refresh starts one, later ones continue it), served on the default's engine instead of an "
+        "engine per version (needs serve.max_lora_rank >= critic.train.lora_rank).",
+    )
     workers: int = Field(1, ge=1, description="Ray Train workers of the refresh.")
     cpus_per_worker: float = Field(
         0.5, gt=0, description="CPUs per refresh worker (beside the align workers)."

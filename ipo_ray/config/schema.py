@@ -301,3 +301,21 @@ class Config(Section):
             )
         raise_problems(problems)
         return self
+
+    @model_validator(mode="after")
+    def _check_adapter_refresh(self) -> Self:
+        # Adapter versions are served on the default critic's engine, which must take their rank.
+        srpo, rank = self.loop.srpo, self.critic.train.lora_rank
+        problems = []
+        if srpo.save_adapter and not srpo.lora:
+            problems.append(("loop.srpo.save_adapter", "needs loop.srpo.lora: true"))
+        if srpo.save_adapter and self.serve.max_lora_rank < rank:
+            problems.append(
+                (
+                    "serve.max_lora_rank",
+                    f"is {self.serve.max_lora_rank}; adapter refreshes of rank {rank} "
+                    "(critic.train.lora_rank) need it at least that",
+                )
+            )
+        raise_problems(problems)
+        return self

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ipo_ray.critic.adapters import AdapterInfo, is_adapter, read_adapter
 from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdicts
 from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.probe import VerdictProbe
@@ -153,9 +154,10 @@ def train_critic(
     """
     torch.set_num_threads(plan.threads)
     torch.manual_seed(plan.seed)
-    if not Path(plan.init_dir, "config.json").is_file():
+    if not (Path(plan.init_dir, "config.json").is_file() or is_adapter(plan.init_dir)):
         raise FileNotFoundError(
-            f"{plan.init_dir}: not a critic folder (no config.json); build or train one first"
+            f"{plan.init_dir}: not a critic folder (no config.json or adapter_config.json); build or "
+            "train one first"
         )
     examples = examples_from_labels(read_table(plan.labels_path, TableKind.LABELS))
     train, held = split_held_out(examples, plan.held_out, plan.seed)
@@ -168,10 +170,17 @@ def train_critic(
     # Describe examples are indexed after the label rows: index i ≥ len(train) is pool[i].
     pool = train + (describe_examples(train) if num_describe else [])
     describe_order = _batch_order(len(pool) - len(train), num_describe, plan.seed, 1, "describe rows")
-    model, processor = load_critic(plan.init_dir)
+    # LoRA from an adapter version continues that adapter on its base, so the result is again an
+    # adapter of the base the app serves; other inits (an adapter included, merged) start plain.
+    adapter = read_adapter(plan.init_dir) if plan.lora and is_adapter(plan.init_dir) else None
+    model, processor = load_critic(adapter.base if adapter else plan.init_dir)
     device = torch.device(plan.device)
     model.to(device)
     core = model  # the Qwen2-VL whose modules LoRA (if any) wraps in place
+    if plan.lora:
+        # Before the SRPO reference is scored: a new adapter starts as the identity and a continued
+        # one as the version it was, so either way the reference is the critic before this run.
+        model = _with_lora(model, plan, adapter)
     frames = FrameCache(plan.num_frames)
     pad, merge = processor.tokenizer.pad_token_id, core.config.vision_config.spatial_merge_size
     srpo = None
@@ -187,8 +196,6 @@ def train_critic(
     srpo_per_step = min(plan.srpo_pairs_per_step, len(srpo.pairs)) // world_size * world_size if srpo else 0
     srpo_order = _batch_order(len(srpo.pairs) if srpo else 0, srpo_per_step, plan.seed, 2, "SRPO pairs")
     srpo_stats: list[SrpoStepStats] = []
-    if plan.lora:
-        model = _with_lora(model, plan)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     probe = VerdictProbe(core).to(device) if plan.probe_weight > 0 else None
@@ -315,9 +322,12 @@ def _all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
         offset += n
 
 
-def _with_lora(model: torch.nn.Module, plan: TrainPlan) -> torch.nn.Module:
-    from peft import LoraConfig, get_peft_model  # imported here: full fine-tuning never needs peft
+def _with_lora(model: torch.nn.Module, plan: TrainPlan, adapter: AdapterInfo | None) -> torch.nn.Module:
+    """`model` with trainable LoRA adapters: `adapter`'s (its own rank) or new ones of `plan`'s rank."""
+    from peft import LoraConfig, PeftModel, get_peft_model  # full fine-tuning never needs peft
 
+    if adapter is not None:
+        return PeftModel.from_pretrained(model, adapter.path, is_trainable=True)
     config = LoraConfig(
         r=plan.lora_rank, lora_alpha=plan.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS
     )

@@ -108,6 +108,7 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
         steps=srpo.steps,
         warmup_steps=min(10, srpo.steps // 5),
         lora=srpo.lora,
+        save_adapter=srpo.save_adapter,
         lora_rank=ctx.cfg.critic.train.lora_rank,
         lora_alpha=ctx.cfg.critic.train.lora_alpha,
         held_out=0.0,

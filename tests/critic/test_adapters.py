@@ -66,10 +66,16 @@ def test_the_app_settings_refuse_an_adapter_version_before_any_replica_starts(
     assert settings.versions["v2"] == str(adapter_dir.resolve())
 
 
-def test_save_adapter_needs_lora_and_a_base() -> None:
+def test_adapter_training_settings_are_checked_at_load() -> None:
     with pytest.raises(ConfigError, match="save_adapter"):
         load_config(None, ["critic.train.save_adapter=true"])
     load_config(None, ["critic.train.save_adapter=true", "critic.train.lora=true", "critic.train.init=x"])
+    # The main loop's adapter refreshes: LoRA on, and an app whose engines take their rank.
+    with pytest.raises(ConfigError, match="needs loop.srpo.lora"):
+        load_config(None, ["loop.srpo.save_adapter=true", "serve.max_lora_rank=8"])
+    with pytest.raises(ConfigError, match="serve.max_lora_rank"):
+        load_config(None, ["loop.srpo.save_adapter=true", "loop.srpo.lora=true", "critic.train.lora_rank=16"])
+    load_config(None, ["loop.srpo.save_adapter=true", "loop.srpo.lora=true", "serve.max_lora_rank=8"])
 
 
 @pytest.mark.slow

@@ -244,6 +244,23 @@ def test_lora_with_save_adapter_writes_an_adapter_version_of_its_base(
     assert not torch.equal(tensor, base["model.layers.0.self_attn.q_proj.weight"]), name
 
 
+def test_lora_from_an_adapter_version_continues_it_on_the_same_base(
+    seed_dir: Path, init_dir: Path, tmp_path: Path
+) -> None:
+    """A refresh from an adapter version is again an adapter of the served base (not of the merged
+    model), and starts where the version was."""
+    first = _plan(seed_dir, init_dir, tmp_path / "r1", lora=True, save_adapter=True, steps=3, eval_every=3)
+    train_critic(first)
+    second = _plan(
+        seed_dir, Path(first.out_dir), tmp_path / "r2", lora=True, save_adapter=True, steps=3, eval_every=3
+    )
+    train_critic(second)
+    assert read_adapter(second.out_dir).base == init_dir.resolve()
+    a = load_file(Path(first.out_dir) / "adapter_model.safetensors")
+    b = load_file(Path(second.out_dir) / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+
+
 def test_bad_input_is_refused(
     seed_dir: Path, init_dir: Path, tmp_path: Path, examples: list[SftExample]
 ) -> None:

@@ -4,7 +4,8 @@ Issue 5's goal: ≤ 1.3×. One request with ``SamplingParams(n=8)`` prefills the
 and decodes 8 continuations from the shared KV cache; the naive alternative (8 copies of the prompt)
 is printed beside it. Every sample decodes exactly ``--tokens`` tokens (``ignore_eos``), so a random
 model's early stops cannot flatter the ratio. Times are medians over ``--repeats`` interleaved runs after one
-warm-up, for a batch of ``--requests`` questions on the world's clip size (16 frames of 16×16).
+warm-up, for ``--requests`` questions at once (default one: one judgement) on 16 frames of
+``--size``² pixels (default 16: the world's clips).
 
 Run (CPU, a tiny random critic built on the fly; or ``--critic DIR`` for a trained one)::
 
@@ -21,12 +22,15 @@ import time
 import numpy as np
 
 
-def _clip(seed: int) -> np.ndarray:
+def _clip(seed: int, side: int) -> np.ndarray:
+    """16 frames of side × side: a square of a random colour crossing a dark background."""
     rng = np.random.default_rng(seed)
-    frames = np.full((16, 16, 16, 3), (15, 20, 70), dtype=np.uint8)
-    y, colour = rng.integers(2, 10), rng.integers(100, 255, 3)
+    frames = np.full((16, side, side, 3), (15, 20, 70), dtype=np.uint8)
+    square = side // 4
+    y, colour = rng.integers(0, side - square), rng.integers(100, 255, 3)
     for t in range(16):
-        frames[t, y : y + 4, t % 12 : t % 12 + 4] = colour
+        x = t * (side - square) // 15
+        frames[t, y : y + square, x : x + square] = colour
     return frames
 
 
@@ -39,7 +43,10 @@ def _seconds(run) -> float:  # noqa: ANN001 - a zero-argument callable
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--critic", help="critic folder; default: build a tiny random one")
-    parser.add_argument("--requests", type=int, default=8, help="questions per batch")
+    # One judgement is the issue's unit; more requests per batch make n = 1 already a decode batch,
+    # so the ratio then measures the CPU's compute per extra sequence instead of prefix sharing.
+    parser.add_argument("--requests", type=int, default=1, help="questions per batch")
+    parser.add_argument("--size", type=int, default=16, help="frame side in pixels (16: the world's clips)")
     parser.add_argument("--n", type=int, default=8, help="samples per question")
     parser.add_argument("--tokens", type=int, default=32, help="tokens decoded per sample")
     parser.add_argument("--repeats", type=int, default=5)
@@ -65,9 +72,8 @@ def main() -> None:
     def generate(n: int, copies: int = 1) -> None:
         # New clips every call, as in service: a clip seen before would hit the prefix cache and
         # make its prefill free.
-        prompts = [
-            backend.prompt(CriticRequest((_clip(next(fresh)),), question)) for _ in range(args.requests)
-        ]
+        clips = [_clip(next(fresh), args.size) for _ in range(args.requests)]
+        prompts = [backend.prompt(CriticRequest((clip,), question)) for clip in clips]
         texts = backend.run(
             [p for p in prompts for _ in range(copies)], backend.sampling_params(n, ignore_eos=True)
         )

@@ -126,6 +126,26 @@ def wan_denoiser(model: WanTransformer3DModel, shift: float = 1.0) -> Denoiser:
     return Denoiser(_wan_forward, FlowMatchingParametrisation(shift=shift))
 
 
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute each transformer block's activations in the backward pass instead of keeping them.
+
+    diffusers' own switch: non-reentrant ``torch.utils.checkpoint``, so DDP, ZeRO and LoRA work, and it
+    acts only where gradients are on (the reference forward under ``no_grad`` is untouched). Costs one
+    more forward of the blocks per backward; keeps one block's activations instead of every block's,
+    which a full-size CogVideoX or Wan at production resolution needs to train at all.
+
+    Raises:
+        ValueError: the model has no gradient checkpointing (not a diffusers model that supports it).
+    """
+    enable = getattr(model, "enable_gradient_checkpointing", None)
+    if enable is None or not getattr(model, "_supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"{type(model).__name__} does not support gradient checkpointing; "
+            "set align.gradient_checkpointing=false"
+        )
+    enable()
+
+
 def has_lora(model: nn.Module) -> bool:
     """Whether any module of ``model`` is a peft tuner layer (LoRA adapters attached)."""
     return any(isinstance(m, BaseTunerLayer) for m in model.modules())

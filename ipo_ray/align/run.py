@@ -90,6 +90,7 @@ def _loop_config(
         mixed_precision=cfg.mixed_precision,
         zero_stage=cfg.zero_stage,
         real_batch_size=real_batch_size,
+        gradient_checkpointing=cfg.gradient_checkpointing,
     )
 
 

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from ipo_ray.align import losses as L
 from ipo_ray.align.batches import PairBatch, SampleBatch
-from ipo_ray.align.models import REFERENCES, Denoiser, FrozenCopyReference
+from ipo_ray.align.models import REFERENCES, Denoiser, FrozenCopyReference, enable_gradient_checkpointing
 from ipo_ray.align.real import RealClips, hash_seed, real_draw
 from ipo_ray.align.step import AlignmentStep, StepConfig
 from ipo_ray.align.zero import ZERO_STAGES, full_state_dict, load_zero_state, save_zero_state, zero_engine
@@ -73,6 +73,8 @@ class TrainLoopConfig:
         zero_stage: 0 = DDP; 1, 2 or 3 = DeepSpeed ZeRO (``ipo_ray.align.zero``) instead of DDP.
         real_batch_size: real videos drawn beside each micro-batch for the λ2 NLL term (IPO Eq. 9);
             0 = none. Needs real clips given to :func:`fit` when > 0 and λ2 > 0.
+        gradient_checkpointing: recompute the policy's blocks in the backward pass
+            (:func:`~ipo_ray.align.models.enable_gradient_checkpointing`); same gradients, less memory.
     """
 
     step: StepConfig
@@ -89,6 +91,7 @@ class TrainLoopConfig:
     mixed_precision: str = "no"
     zero_stage: int = 0
     real_batch_size: int = 0
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.step.objective == "dpo" and not self.text_embeds_dir:
@@ -255,6 +258,8 @@ def train_func(config: dict[str, Any]) -> None:
         reference = FrozenCopyReference(config["build_reference"]().to(device))
     else:
         reference = REFERENCES[loop.reference](policy)  # built from the unwrapped policy, before DDP
+    if loop.gradient_checkpointing:  # after the reference copy, which runs without gradients anyway
+        enable_gradient_checkpointing(policy)
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=loop.lr)
     log_metrics = _mlflow_logger(config.get("mlflow"), rank)

@@ -125,6 +125,14 @@ class AlignConfig(Section):
     mixed_precision: Literal["no", "bf16"] = Field(
         "no", description="bf16 autocast of forwards on GPU; CPU trains in fp32 (bf16 needs use_gpu)."
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description=(
+            "Recompute the generator's transformer blocks in the backward pass (diffusers' gradient "
+            "checkpointing): about a third more compute per step, activations of one block instead of "
+            "all; full-size CogVideoX/Wan at production resolution need it. Same gradients either way."
+        ),
+    )
     zero_stage: Literal[0, 1, 2, 3] = Field(
         0,
         description=(

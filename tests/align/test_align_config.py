@@ -146,3 +146,15 @@ def test_a_table_is_read_from_a_file_or_a_folder_of_parts_with_a_digest(tmp_path
         write_table(make_table([row(i)], "samples"), tmp_path / "parts" / f"part-{i}.parquet", "samples")
     parts, parts_digest = _read_training_table(tmp_path / "parts", "samples")
     assert parts.num_rows == 2 and len(parts_digest) == 64 and parts_digest != digest
+
+
+def test_gradient_checkpointing_reaches_the_train_loop_and_the_world_model_supports_it() -> None:
+    from ipo_ray.align.models import enable_gradient_checkpointing
+    from ipo_ray.align.run import _loop_config
+
+    cfg = load_config(None, ["align.gradient_checkpointing=true"])
+    assert _loop_config(cfg.align, "embeds", None, 0).gradient_checkpointing
+    assert not _loop_config(load_config(None, []).align, "embeds", None, 0).gradient_checkpointing
+    model = load_world_model(DEFAULT_CHECKPOINT)[0].transformer  # the policy alignment trains
+    enable_gradient_checkpointing(model)
+    assert model.is_gradient_checkpointing

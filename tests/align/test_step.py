@@ -9,8 +9,16 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 
 from ipo_ray.align import losses as L
 from ipo_ray.align.batches import NoiseDraw, PairBatch, SampleBatch
-from ipo_ray.align.models import REFERENCES, AdapterDisabledReference, cogvideox_denoiser, wan_denoiser
+from ipo_ray.align.models import (
+    REFERENCES,
+    AdapterDisabledReference,
+    cogvideox_denoiser,
+    enable_gradient_checkpointing,
+    wan_denoiser,
+)
 from ipo_ray.align.step import AlignmentStep, StepConfig
+
+from .conftest import tiny_wan
 
 LORA = LoraConfig(
     r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=True
@@ -302,3 +310,58 @@ def test_kto_nll_term_accumulated_over_uneven_micro_batches_is_the_global_mean(
     big, accumulated, old = grad("none"), grad("global"), grad("per_micro_batch_mean")
     torch.testing.assert_close(accumulated, big, rtol=1e-4, atol=1e-7)
     assert (old - big).norm() > 0.05 * big.norm()  # the old weighting is ~10% off here
+
+
+def _grads_and_block_calls(policy, step: AlignmentStep, batch, draw) -> tuple[torch.Tensor, int]:
+    """Flat gradient of one loss and how often the first transformer block started (forward + recompute).
+
+    A pre-hook: checkpoint's recompute stops as soon as it has the saved tensors back, before the
+    block returns, so a forward hook would not see it.
+    """
+    calls = []
+    blocks = policy.transformer_blocks if hasattr(policy, "transformer_blocks") else policy.blocks  # Wan
+    hook = blocks[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    step.loss(batch, draw)[0].backward()
+    hook.remove()
+    return torch.cat([p.grad.flatten() for p in policy.parameters() if p.grad is not None]), len(calls)
+
+
+def test_gradient_checkpointing_recomputes_blocks_and_keeps_gradients(make_cogvideox, alphas_cumprod, shapes):
+    batch = _pairs(2, shapes, torch.Generator().manual_seed(0))
+    results = []
+    for checkpointing in (False, True):
+        policy = make_cogvideox(0)
+        step = _dpo_step(policy, alphas_cumprod, beta=50.0)  # the frozen copy is taken before the switch
+        if checkpointing:
+            enable_gradient_checkpointing(policy)
+        draw = step.draw_noise(batch, torch.Generator().manual_seed(1))
+        results.append(_grads_and_block_calls(policy, step, batch, draw))
+    (plain, plain_calls), (ckpt, ckpt_calls) = results
+    torch.testing.assert_close(ckpt, plain, rtol=1e-5, atol=1e-8)
+    # The reference is a copy: the policy's block runs once, and once more in backward when checkpointed.
+    assert (plain_calls, ckpt_calls) == (1, 2)
+
+
+def test_gradient_checkpointing_with_a_lora_reference_on_wan(shapes):
+    g = torch.Generator().manual_seed(0)
+    batch = SampleBatch(
+        torch.randn(4, *shapes["wan_latent"], generator=g),
+        torch.randn(4, *shapes["wan_text"], generator=g),
+        desirable=torch.tensor([True, False, True, False]),
+    )
+    results = []
+    for checkpointing in (False, True):
+        policy = _with_lora(tiny_wan(0))
+        if checkpointing:
+            enable_gradient_checkpointing(policy)
+        step = AlignmentStep(policy, wan_denoiser(policy), REFERENCES["lora"](policy), StepConfig("kto"))
+        results.append(_grads_and_block_calls(policy, step, batch, step.draw_noise(batch, g.manual_seed(1))))
+    (plain, plain_calls), (ckpt, ckpt_calls) = results
+    torch.testing.assert_close(ckpt, plain, rtol=1e-5, atol=1e-8)
+    # The reference is the policy with adapters off (no gradients: not checkpointed), then the policy.
+    assert (plain_calls, ckpt_calls) == (2, 3)
+
+
+def test_gradient_checkpointing_refuses_a_model_without_it():
+    with pytest.raises(ValueError, match="align.gradient_checkpointing=false"):
+        enable_gradient_checkpointing(torch.nn.Linear(2, 2))

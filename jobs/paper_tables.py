@@ -8,6 +8,10 @@ critic's share (critic against oracle) as Markdown (also written to
 ``<root>/RESULTS.md``). A variant already finished is not run again, an interrupted one is resumed,
 so the command can be stopped and re-run. About 12 minutes per variant on a 2-core CPU.
 
+The rounds are evaluated on the config's benchmark (96 prompts by default: quick, but ±1–2 points of
+noise). At the end the base, the large model and every variant's last generator are also scored on
+``--final-prompts`` prompts (768 by default, ~70 s each, cached in the root) — the figures to compare.
+
     python jobs/paper_tables.py                              # every variant, 3 rounds each
     python jobs/paper_tables.py --variants dpo,kto loop.rounds=1
     python jobs/paper_tables.py --report-only                # the tables of what has finished
@@ -26,6 +30,7 @@ from ipo_ray.loop.run_dir import CONFIG_FILE, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 LARGE_BASE_FILE = "large-base.json"
+FINAL_FILE = "final-{prompts}.json"
 
 
 def variant_overrides(root: str, name: str, shared: list[str]) -> list[str]:
@@ -67,6 +72,34 @@ def large_base(root: Path, dpo_config_path: Path) -> tuple[dict[str, float], dic
     return scores, sizes
 
 
+def final_scores(
+    root: Path, runs: dict[str, list], dpo_config_path: Path, prompts: int
+) -> dict[str, dict[str, float]]:
+    """The base, the large model and each variant's last generator on ``prompts`` benchmark prompts.
+
+    Cached in the root by name; a variant's entry is redone when its last round changed.
+    """
+    from ipo_ray.generator.world_model import ASSETS_DIR
+    from ipo_ray.loop.evaluation import benchmark_generator
+
+    cached = root / FINAL_FILE.format(prompts=prompts)
+    saved = json.loads(cached.read_text()) if cached.is_file() else {}
+    gen = load_config(dpo_config_path).generator
+    models = {"base": str(gen.model_path or ASSETS_DIR / "small"), "large": str(ASSETS_DIR / "large")}
+    for name in runs:
+        aligns = [r for r in RunDir(root / name).records() if r.stage == "align"]
+        if aligns:
+            last = max(aligns, key=lambda r: r.round)
+            models[name] = str(root / name / last.outputs["generator"])
+    for name, path in models.items():
+        if saved.get(name, {}).get("path") != path:
+            print(f"== {name}: benchmark on {prompts} prompts ({path})", file=sys.stderr, flush=True)
+            scores = benchmark_generator(path, gen.guidance_scale, gen.num_inference_steps, prompts)
+            saved[name] = {"path": path, "scores": scores}
+            cached.write_text(json.dumps(saved, indent=1))
+    return {name: saved[name]["scores"] for name in models}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="runs/tables", help="folder of the variants' runs")
@@ -75,6 +108,12 @@ def main() -> None:
     )
     parser.add_argument("--report-only", action="store_true", help="print the tables of finished runs only")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of each run's local Ray")
+    parser.add_argument(
+        "--final-prompts",
+        type=int,
+        default=768,
+        help="benchmark prompts for the final comparison of base, large model and variants; 0 = none",
+    )
     add_config_args(parser)
     args = parser.parse_args()
     names = [v for v in args.variants.split(",") if v]
@@ -106,11 +145,14 @@ def main() -> None:
         folder = Path(args.root) / name
         if (folder / CONFIG_FILE).is_file():
             runs[name] = round_scores(RunDir(folder).records())
-    large, sizes = (None, None)
+    large, sizes, final = (None, None, None)
     if runs.get("dpo"):
-        large, sizes = large_base(Path(args.root), Path(args.root) / "dpo" / CONFIG_FILE)
+        dpo_config = Path(args.root) / "dpo" / CONFIG_FILE
+        large, sizes = large_base(Path(args.root), dpo_config)
+        if args.final_prompts > 0:
+            final = final_scores(Path(args.root), runs, dpo_config, args.final_prompts)
     command = " ".join(["python jobs/paper_tables.py", *sys.argv[1:]])
-    text = results_markdown(runs, large, sizes, command)
+    text = results_markdown(runs, large, sizes, command, final, args.final_prompts)
     (Path(args.root) / "RESULTS.md").write_text(text)
     print(text)
 

@@ -194,14 +194,60 @@ def side_by_side_table(runs: Sequence[tuple[str, Sequence[RoundScores]]]) -> str
     )
 
 
+FINAL_NAMES = {
+    "base": "small model, no alignment",
+    "large": "large model, no alignment",
+    "dpo": "Diffusion-DPO (default run)",
+    "kto": "Diffusion-KTO",
+    "frozen": "DPO, frozen critic",
+    "rwl": "reward-weighted (LiFT)",
+    "rs": "rejection sampling (LiFT)",
+    "oracle": "DPO, oracle as judge",
+}
+
+
+def final_table(final: Mapping[str, Mapping[str, float]]) -> str:
+    """Every run's last generator beside the base and the large model, on one larger benchmark.
+
+    Args:
+        final: Name (``base``, ``large`` or a variant) → benchmark scores; ``base`` must be present.
+    """
+    base = final["base"]["total"]
+    rows = [
+        [
+            FINAL_NAMES.get(name, name),
+            _f(scores["total"]),
+            _f(scores["quality"]),
+            _f(scores["semantic"]),
+            "-" if name == "base" else _signed(scores["total"] - base),
+        ]
+        for name, scores in final.items()
+    ]
+    return _markdown(["generator", "Total", "Quality", "Semantic", "Δ Total vs base"], rows)
+
+
 def results_markdown(
     runs: Mapping[str, Sequence[RoundScores]],
     large_base: Mapping[str, float] | None,
     sizes: Mapping[str, int] | None,
     command: str,
+    final: Mapping[str, Mapping[str, float]] | None = None,
+    final_prompts: int = 0,
 ) -> str:
-    """Every table whose runs have finished, under one heading each, with the command that made them."""
+    """Every table whose runs have finished, under one heading each, with the command that made them.
+
+    ``final`` (scores on ``final_prompts`` benchmark prompts, see :func:`final_table`) comes first
+    when given: the per-round tables use the runs' own, smaller benchmark.
+    """
     parts = [f"Made by `{command}`.", ""]
+    if final:
+        parts += [
+            f"**Last generators on {final_prompts} benchmark prompts** (the per-round tables below use "
+            "each run's own, smaller benchmark):",
+            "",
+            final_table(final),
+            "",
+        ]
     dpo = runs.get("dpo")
     if dpo:
         parts += [

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ipo_ray.config import dump_yaml, load_config
+from ipo_ray.generator.world_model import ASSETS_DIR
 from ipo_ray.loop.paper_tables import (
     RoundScores,
     model_size_table,
@@ -25,11 +26,19 @@ def _bench(total: float) -> dict[str, float]:
     return {"bench/total": total, "bench/quality": total + 1.0, "bench/semantic": total - 10.0}
 
 
-def _fake_run(path: Path, totals: list[float], refreshed: bool = True) -> RunDir:
-    """A run's manifests: round 0's evaluation, then per round label/preferences/refresh/evaluate."""
+def _fake_run(
+    path: Path, totals: list[float], refreshed: bool = True, generator: Path | None = None
+) -> RunDir:
+    """A run's manifests: round 0's evaluation, then per round label/preferences/refresh/evaluate, and
+    an align stage whose generator is ``generator`` (linked into the run) when one is given."""
     run = RunDir(path)
     t = 0.0
     for k, total in enumerate(totals):
+        if k > 0 and generator is not None:
+            folder = path / f"round-{k}" / "align"
+            folder.mkdir(parents=True)
+            (folder / "generator").symlink_to(generator)
+            run.commit(StageRecord(k, "align", t, t + 1, {}, {"generator": f"round-{k}/align/generator"}))
         if k > 0:
             run.commit(StageRecord(k, "label", t, t + 1, {"agreement/mean": 0.5 + 0.1 * k}))
             run.commit(StageRecord(k, "preferences", t, t + 1, {"pairs": 3, "pair_accuracy": 0.6}))
@@ -88,10 +97,13 @@ def test_report_only_prints_and_writes_the_tables_of_finished_runs(tmp_path: Pat
         ("frozen", [70.0, 70.5, 71.0], ("loop.srpo.trigger=never",)),
         ("oracle", [70.0, 72.5, 76.0], ("loop.judge=oracle", "loop.srpo.trigger=never")),
     ):
-        run = _fake_run(root / name, totals, refreshed=name == "dpo")
+        # The default run's "aligned" generators are the shipped small model itself.
+        generator = ASSETS_DIR / "small" if name == "dpo" else None
+        run = _fake_run(root / name, totals, refreshed=name == "dpo", generator=generator)
         cfg = load_config(None, [f"run.root={root}", f"run.name={name}", *overrides, *extra])
         (run.path / CONFIG_FILE).write_text(dump_yaml(cfg))
-    done = _tables("--root", str(root), "--variants", "dpo,frozen,oracle", "--report-only", *overrides)
+    args = ["--root", str(root), "--variants", "dpo,frozen,oracle", "--report-only", "--final-prompts", "4"]
+    done = _tables(*args, *overrides)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == (root / "RESULTS.md").read_text() + "\n"
     assert "| round 2 | 74.0 |" in done.stdout  # Table 3
@@ -101,6 +113,13 @@ def test_report_only_prints_and_writes_the_tables_of_finished_runs(tmp_path: Pat
     large = json.loads((root / "large-base.json").read_text())
     assert 0.0 < large["scores"]["total"] <= 100.0 and large["sizes"]["large"] > large["sizes"]["small"]
     assert "IPO Table 1" in done.stdout
+    # The last generators on the larger benchmark: the base, the large model and the default run's
+    # last round (the base's own weights here, so the same scores, seed for seed).
+    final = json.loads((root / "final-4.json").read_text())
+    assert set(final) == {"base", "large", "dpo"} and final["dpo"]["path"].endswith("round-2/align/generator")
+    assert final["dpo"]["scores"] == final["base"]["scores"]
+    assert "**Last generators on 4 benchmark prompts**" in done.stdout
+    assert "| Diffusion-DPO (default run) |" in done.stdout and "| +0.0 |" in done.stdout
 
 
 def test_runs_made_with_other_settings_and_unknown_variants_are_refused(tmp_path: Path) -> None:

@@ -16,7 +16,10 @@ a frozen-copy reference, gradient clipping, optionally gradient checkpointing. G
 On a GPU machine (writes nothing; ~7 GB of fp32 weights, plus optimizer state and the reference copy)::
 
     python bench/bench_align_gpu.py                       # full size, gradient checkpointing on
-    python bench/bench_align_gpu.py --no-checkpointing    # needs more memory than 80 GB at 1 pair
+    python bench/bench_align_gpu.py --no-checkpointing    # keeps all 30 blocks' activations
+
+It needs torch, diffusers, transformers and peft only (not Ray, vLLM or pyarrow): on a bare GPU
+machine, ``pip install diffusers`` and run it from the checkout with ``PYTHONPATH=.``.
 
 On a CPU it runs in fp32 at a size given on the command line, as a smoke test of the script itself:
 ``python bench/bench_align_gpu.py --layers 1 --latent 2,16,8,8 --text-len 16 --peak-size 512``.

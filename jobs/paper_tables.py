@@ -6,7 +6,7 @@ the default by one setting, all with the same seed), benchmarks the large world 
 alignment, and prints IPO Tables 1, 3 and 4, Dual-IPO's SRPO ablation, LiFT's objectives and the
 critic's share (critic against oracle) as Markdown (also written to
 ``<root>/RESULTS.md``). A variant already finished is not run again, an interrupted one is resumed,
-so the command can be stopped and re-run. About 12 minutes per variant on a 2-core CPU.
+so the command can be stopped and re-run. 5–11 minutes per variant on an idle 2-core CPU.
 
 The rounds are evaluated on the config's benchmark (96 prompts by default: quick, but ±1–2 points of
 noise). At the end the base, the large model and every variant's last generator are also scored on

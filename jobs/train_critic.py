@@ -39,7 +39,7 @@ from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
 from ipo_ray.critic.model import CriticArchitecture, build_critic, load_critic
 from ipo_ray.critic.probe import warm_up_vision
-from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out
+from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out, with_mirrored_pairs
 from ipo_ray.critic.train_loop import MANIFEST, TrainPlan, fit_with_ray, train_critic
 from ipo_ray.data import TableKind, is_committed, read_table
 from ipo_ray.world.build import render_settings, seed_set
@@ -106,6 +106,8 @@ def main() -> None:
             # Stage 1 (critic/probe.py): the vision tower learns what decides a verdict first.
             model, processor = load_critic(init_dir)
             train, _ = split_held_out(examples, t.held_out, t.seed)
+            if t.mirror_pairs:
+                train = with_mirrored_pairs(train)
             torch.manual_seed(t.seed)
             torch.set_num_threads(t.threads)
             warmup_loss = warm_up_vision(
@@ -132,6 +134,7 @@ def main() -> None:
         with_reasons=t.with_reasons,
         verdict_weight=t.verdict_weight,
         describe_share=t.describe_share,
+        mirror_pairs=t.mirror_pairs,
         probe_weight=t.probe_weight,
         srpo_pairs_path=t.srpo_pairs,
         srpo_beta=cfg.loop.srpo.beta,

@@ -83,6 +83,11 @@ class CriticTrainConfig(Section):
             "The SRPO refresh, which starts from a trained critic, does not use it."
         ),
     )
+    mirror_pairs: bool = Field(
+        False,
+        description="Also train each pairwise label with videos A and B swapped (and A/B in its verdict and "
+        "reason), so the critic cannot learn a preference for a position (critic/sft.py: mirrored).",
+    )
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (1e-3 suits a tiny critic from scratch).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     batch_size: int = Field(32, ge=1, description="Examples per optimiser step, summed over workers.")

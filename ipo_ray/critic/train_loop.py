@@ -45,6 +45,7 @@ from ipo_ray.critic.sft import (
     examples_from_labels,
     model_device,
     split_held_out,
+    with_mirrored_pairs,
 )
 from ipo_ray.critic.srpo import read_pairs
 from ipo_ray.critic.srpo_train import SrpoStepStats, srpo_metrics, srpo_term
@@ -70,6 +71,7 @@ class TrainPlan:
         verdict_weight: Loss weight of the verdict token (1 = IPO Eq. 1's token mean; `sft.answer_weights`).
         describe_share: Share of each batch given to the describe task (`sft.describe_examples` over
             the training videos); 0 = labels only. Critics trained from scratch need it.
+        mirror_pairs: Also train every pairwise row with its videos swapped (`sft.mirrored`).
         lr, weight_decay: AdamW.
         batch_size: Global examples per step (split over workers).
         steps: Step cap.
@@ -102,6 +104,7 @@ class TrainPlan:
     with_reasons: bool = True
     verdict_weight: float = 1.0
     describe_share: float = 0.0
+    mirror_pairs: bool = False
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -161,6 +164,8 @@ def train_critic(
         )
     examples = examples_from_labels(read_table(plan.labels_path, TableKind.LABELS))
     train, held = split_held_out(examples, plan.held_out, plan.seed)
+    if plan.mirror_pairs:  # after the split: a held-out pair is never trained on in either order
+        train = with_mirrored_pairs(train)
     num_describe = round(plan.batch_size * plan.describe_share)
     num_labels = plan.batch_size - num_describe
     if not 0 <= plan.describe_share < 1 or num_labels < 1:

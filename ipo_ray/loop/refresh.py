@@ -103,6 +103,7 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
         version=version,
         num_frames=ctx.cfg.video.num_frames,
         with_reasons=ctx.cfg.critic.train.with_reasons,
+        mirror_pairs=ctx.cfg.critic.train.mirror_pairs,
         lr=srpo.lr,
         batch_size=srpo.batch_size,
         steps=srpo.steps,

@@ -20,7 +20,9 @@ from ipo_ray.critic.sft import (
     describe_examples,
     encode,
     examples_from_labels,
+    mirrored,
     split_held_out,
+    with_mirrored_pairs,
 )
 from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic, video_reliance
 from ipo_ray.data import TableKind, empty_table, read_table
@@ -179,6 +181,50 @@ def test_describe_share_mixes_the_describe_task_into_each_batch(
     assert last["critic/answer_loss/shuffled_video"] > 0 < last["critic/answer_loss/right_video"]
     with pytest.raises(ValueError, match="leaves no label rows"):
         train_critic(_plan(seed_dir, init_dir, tmp_path / "none", describe_share=0.99))
+
+
+def test_a_mirrored_pair_swaps_videos_preference_and_the_reasons_letters() -> None:
+    pair = SftExample(
+        "pair-1/faithfulness",
+        "pairwise",
+        "faithfulness",
+        ("a.mp4", "b.mp4"),
+        "a red circle",
+        "A",
+        "Video A is better: in video B, the circle is blurred. Video Abc stays.",
+    )
+    flipped = mirrored(pair)
+    assert flipped.video_paths == ("b.mp4", "a.mp4") and flipped.verdict == "B"
+    assert flipped.reason == "Video B is better: in video A, the circle is blurred. Video Abc stays."
+    assert flipped.label_id == "mirror:pair-1/faithfulness" and flipped.caption == pair.caption
+    twice = mirrored(flipped)
+    assert (twice.video_paths, twice.verdict, twice.reason) == (pair.video_paths, pair.verdict, pair.reason)
+    tie = SftExample(**{**pair.__dict__, "verdict": "tie", "reason": "The two clips are alike here."})
+    assert mirrored(tie).verdict == "tie" and mirrored(tie).reason == tie.reason
+    point = SftExample(**{**pair.__dict__, "kind": "pointwise", "video_paths": ("a.mp4",), "verdict": "Good"})
+    with pytest.raises(ValueError, match="only pairwise"):
+        mirrored(point)
+    assert with_mirrored_pairs([point, pair]) == [point, pair, flipped]
+
+
+def test_mirror_pairs_trains_each_pair_in_both_orders(seed_dir: Path, init_dir: Path, tmp_path: Path) -> None:
+    plain = _plan(seed_dir, init_dir, tmp_path / "plain", steps=2, eval_every=2)
+    both = _plan(seed_dir, init_dir, tmp_path / "both", steps=2, eval_every=2, mirror_pairs=True)
+    train_critic(plain)
+    train_critic(both)
+    train, held = split_held_out(
+        examples_from_labels(read_table(seed_dir / "labels.parquet", TableKind.LABELS)), 0.2, 0
+    )
+    pairs = sum(e.kind == "pairwise" for e in train)
+    assert pairs > 0
+    rows = {p.out_dir: read_manifest(p.out_dir)["data"] for p in (plain, both)}
+    assert rows[plain.out_dir] == {
+        **rows[plain.out_dir],
+        "rows_train": len(train),
+        "rows_held_out": len(held),
+    }
+    assert rows[both.out_dir]["rows_train"] == len(train) + pairs  # held-out pairs stay unseen either way
+    assert rows[both.out_dir]["rows_held_out"] == len(held)
 
 
 def test_video_reliance_compares_right_and_shuffled_videos(

@@ -37,7 +37,7 @@ from ipo_ray.critic.evaluate import (
 )
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
-from ipo_ray.critic.model import CriticArchitecture, build_critic, load_critic
+from ipo_ray.critic.model import CriticArchitecture, build_critic, deepen_critic, load_critic
 from ipo_ray.critic.probe import warm_up_vision
 from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out, with_mirrored_pairs
 from ipo_ray.critic.train_loop import MANIFEST, TrainPlan, fit_with_ray, train_critic
@@ -73,6 +73,11 @@ def main() -> None:
             "(no config.json or adapter_config.json)\n",
         )
 
+    if t.deepen_layers and is_adapter(t.init):
+        parser.exit(
+            2, f"{parser.prog}: critic.train.deepen_layers: {t.init} is an adapter; deepen a full critic\n"
+        )
+
     # 1. Labels: the given table, or the world seed set (built once, reused by later runs).
     prompts_path = None
     if t.labels:
@@ -92,6 +97,9 @@ def main() -> None:
     warmup_loss = None
     if t.init:
         init_dir = Path(t.init).resolve()
+        if t.deepen_layers:
+            init_dir = deepen_critic(init_dir, run_dir / "deepened", t.deepen_layers)
+            print(f"deepened {t.init} by {t.deepen_layers} language-model layers in {init_dir}")
     else:
         corpus = sorted({e.caption for e in examples} | {e.reason for e in examples})
         arch = CriticArchitecture(

@@ -18,6 +18,12 @@ class CriticTrainConfig(Section):
         None,
         description="Critic folder to start from; null = a new random critic built from the training texts.",
     )
+    deepen_layers: int = Field(
+        0,
+        ge=0,
+        description="With init: add this many language-model layers that start as the identity "
+        "(critic/model.py: deepen_critic) before training; 0 = train init as it is.",
+    )
     out: str | None = Field(
         None, description="Checkpoint folder to write; null = <run.root>/<run.name or 'critic'>/critic."
     )
@@ -156,6 +162,10 @@ class CriticTrainConfig(Section):
             problems.append(("bf16", "bf16 autocast needs GPU workers (gpus_per_worker > 0)"))
         if self.runner == "local" and self.gpus_per_worker:
             problems.append(("gpus_per_worker", "GPU workers need runner=ray"))
+        if self.deepen_layers and not self.init:
+            problems.append(("deepen_layers", "deepens the init critic; set init (a critic folder)"))
+        if self.deepen_layers and self.lora:
+            problems.append(("deepen_layers", "new layers must train in full; set lora: false"))
         if self.save_adapter and not (self.lora and self.init):
             problems.append(("save_adapter", "an adapter needs lora: true and init (its base critic folder)"))
         raise_problems(problems)

@@ -11,6 +11,7 @@ Sizes: vLLM's CPU attention refuses head sizes below 32, so both towers use 32-w
 """
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,3 +221,57 @@ def load_critic(path: str | os.PathLike[str]) -> tuple[Qwen2VLForConditionalGene
     model = Qwen2VLForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
     processor = AutoProcessor.from_pretrained(path)
     return use_original_mrope(model), processor
+
+
+def deepen_critic(src: str | os.PathLike[str], out_dir: str | os.PathLike[str], extra_layers: int) -> Path:
+    """Writes `src` with `extra_layers` more language-model layers on top that start as the identity.
+
+    Each new decoder layer's attention output and MLP down projections are zero, so both residual
+    branches add nothing: the deeper critic answers exactly as `src` did, and fine-tuning grows
+    the new layers from there (function-preserving growth, like a LoRA's zero B matrix). A trained
+    critic keeps what it learned while gaining depth for what two layers could not learn (the world
+    critic's pairwise questions compare two videos with the caption).
+
+    Args:
+        src: A critic folder (not an adapter: deepen its merged base instead).
+        out_dir: Folder to write (created); tokenizer and processor files are copied from `src`.
+        extra_layers: Decoder layers to add, ≥ 1.
+
+    Returns:
+        The folder, loadable by `load_critic` and by vLLM.
+
+    Raises:
+        ValueError: `extra_layers` < 1, or `src` is an adapter or not a critic folder.
+    """
+    if extra_layers < 1:
+        raise ValueError(f"extra_layers must be ≥ 1, got {extra_layers}")
+    if is_adapter(src) or not (Path(src) / "config.json").is_file():
+        raise ValueError(f"{src}: not a full critic folder (deepen an adapter's merged base instead)")
+    model = Qwen2VLForConditionalGeneration.from_pretrained(src, dtype=torch.float32)
+    config = model.config
+    text = config.text_config
+    depth = text.num_hidden_layers
+    text.num_hidden_layers = depth + extra_layers
+    text.layer_types = [*text.layer_types, *([text.layer_types[-1]] * extra_layers)]
+    deeper = Qwen2VLForConditionalGeneration(config).float().eval()
+    missing, unexpected = deeper.load_state_dict(model.state_dict(), strict=False)
+    new = {f".layers.{i}." for i in range(depth, depth + extra_layers)}
+    if unexpected or not all(any(n in key for n in new) for key in missing):
+        raise RuntimeError(f"deepening {src}: unexpected {unexpected}, missing {missing}")
+    for layer in deeper.model.language_model.layers[depth:]:
+        torch.nn.init.zeros_(layer.self_attn.o_proj.weight)
+        torch.nn.init.zeros_(layer.mlp.down_proj.weight)
+    deeper.generation_config = model.generation_config
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in Path(src).iterdir():  # tokenizer, processor and chat template, byte for byte
+        if f.is_file() and f.name not in _NOT_COPIED_WHEN_DEEPENED:
+            shutil.copyfile(f, out / f.name)
+    deeper.save_pretrained(out)
+    return out
+
+
+# Weights and config are rewritten; a manifest or README describes the source critic, not this one.
+_NOT_COPIED_WHEN_DEEPENED = frozenset(
+    {"config.json", "model.safetensors", "critic_manifest.json", "README.md"}
+)

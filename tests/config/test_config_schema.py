@@ -4,6 +4,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from ipo_ray.config import Config, RenderConfig, WebConfig
+from ipo_ray.config.critic_train import CriticTrainConfig
 
 
 def _sections(model: type[BaseModel]) -> list[type[BaseModel]]:
@@ -91,3 +92,11 @@ def test_strict_types() -> None:
     with pytest.raises(ValidationError):
         RenderConfig(frames=True)  # type: ignore[arg-type]
     assert RenderConfig(small_px=5).small_px == 5.0  # an int is a fine float
+
+
+def test_deepening_needs_a_full_init_critic_trained_in_full() -> None:
+    CriticTrainConfig(init="runs/critic", deepen_layers=2)
+    with pytest.raises(ValidationError, match="deepen_layers.*set init"):
+        CriticTrainConfig(deepen_layers=2)
+    with pytest.raises(ValidationError, match="deepen_layers.*lora: false"):
+        CriticTrainConfig(init="runs/critic", deepen_layers=2, lora=True)

@@ -5,10 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from transformers import AutoProcessor, AutoTokenizer
 
-from ipo_ray.critic.model import CriticArchitecture, build_config
-from ipo_ray.critic.parity import verdict_token_ids
+from ipo_ray.critic.hf_backend import TransformersBackend
+from ipo_ray.critic.judge import CriticRequest
+from ipo_ray.critic.model import CriticArchitecture, build_config, deepen_critic
+from ipo_ray.critic.parity import transformers_logprobs, verdict_token_ids
 from ipo_ray.critic.templates import pointwise_question
 from ipo_ray.critic.tokenizer import SPECIAL_TOKENS, render_prompt, train_tokenizer
 
@@ -65,3 +68,30 @@ def test_folder_reloads_with_explicit_processor_options(critic_dir: Path, clip_f
     assert inputs["video_grid_thw"].tolist() == [[8, 4, 4]]
     assert int((inputs["mm_token_type_ids"] == 2).sum()) == 32
     assert (critic_dir / "model.safetensors").stat().st_size < 30e6
+
+
+def test_deepened_critic_answers_exactly_as_before_and_its_new_layers_learn(
+    critic_dir: Path, clip_frames: np.ndarray, tmp_path: Path
+) -> None:
+    deeper_dir = deepen_critic(critic_dir, tmp_path / "deeper", 2)
+    request = CriticRequest((clip_frames,), pointwise_question("A red square moves right.", "faithfulness"))
+    before = transformers_logprobs(TransformersBackend(critic_dir), request)
+    after_backend = TransformersBackend(deeper_dir)
+    after = transformers_logprobs(after_backend, request)
+    assert torch.allclose(before, after, atol=1e-6)
+    model = after_backend.model
+    depth = json.loads((critic_dir / "config.json").read_text())["text_config"]["num_hidden_layers"]
+    assert len(model.model.language_model.layers) == depth + 2
+    for name in ("tokenizer.json", "processor_config.json", "chat_template.jinja"):
+        assert (deeper_dir / name).read_bytes() == (critic_dir / name).read_bytes()
+    # The zero output projections get gradients, so the new layers start to learn on the first step.
+    model.train()
+    model(**after_backend.inputs(request)).logits[0, -1].logsumexp(-1).backward()
+    assert all(
+        float(layer.self_attn.o_proj.weight.grad.abs().sum()) > 0
+        for layer in model.model.language_model.layers[depth:]
+    )
+    with pytest.raises(ValueError, match="extra_layers"):
+        deepen_critic(critic_dir, tmp_path / "none", 0)
+    with pytest.raises(ValueError, match="not a full critic folder"):
+        deepen_critic(tmp_path, tmp_path / "nothing", 1)

@@ -12,10 +12,12 @@ trained on renders, on a seed set of generated clips (`world.seed_set.generated_
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ipo_ray.config import load_config
 from ipo_ray.critic.adapters import is_adapter
+from ipo_ray.critic.augment import DESCRIBE_FIRST_TOKENS
 from ipo_ray.critic.evaluate import accuracy, format_table, greedy_verdicts, oracle_verdicts
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
@@ -30,7 +32,14 @@ def main() -> None:
     parser.add_argument("critics", nargs="+", type=Path, help="critic folders")
     parser.add_argument("--labels", type=Path, required=True, help="labels table (Parquet)")
     parser.add_argument("--max-rows", type=int, default=None, help="score the first N label rows only")
-    parser.add_argument("--max-new-tokens", type=int, default=8, help="greedy answer length (verdict first)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="greedy answer length (default 8; 160 with --cot)"
+    )
+    parser.add_argument(
+        "--cot",
+        action="store_true",
+        help="ask for chain-of-thought before the verdict (critic.train.describe_first critics)",
+    )
     args = parser.parse_args()
     # Bad input is refused before any model loads.
     missing = [str(c) for c in args.critics if not ((c / "config.json").is_file() or is_adapter(c))]
@@ -39,6 +48,9 @@ def main() -> None:
     if not is_committed(args.labels):
         sys.exit(f"{parser.prog}: {args.labels} is not a committed labels table")
     examples = examples_from_labels(read_table(args.labels, TableKind.LABELS))[: args.max_rows]
+    if args.cot:
+        examples = [replace(e, cot=True) for e in examples]
+    max_new_tokens = args.max_new_tokens or (DESCRIBE_FIRST_TOKENS if args.cot else 8)
     if not examples:
         sys.exit(f"{parser.prog}: {args.labels} holds no pointwise or pairwise labels")
     cfg = load_config()
@@ -51,9 +63,7 @@ def main() -> None:
         )
     results = {}
     for critic in args.critics:
-        backend = TransformersBackend(
-            critic, SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens)
-        )
+        backend = TransformersBackend(critic, SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens))
         predicted = greedy_verdicts(backend, examples, frames)
         for name, reference in references.items():
             results[f"{_name(critic)}:{name}"] = accuracy(examples, predicted, reference)

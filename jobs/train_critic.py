@@ -28,6 +28,12 @@ import torch
 
 from ipo_ray.config import ConfigError, add_config_args, config_from_args
 from ipo_ray.critic.adapters import is_adapter
+from ipo_ray.critic.augment import (
+    DESCRIBE_FIRST_TOKENS,
+    self_descriptions,
+    with_descriptions,
+    with_mirrored_pairs,
+)
 from ipo_ray.critic.evaluate import (
     accuracy,
     format_table,
@@ -39,7 +45,7 @@ from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
 from ipo_ray.critic.model import CriticArchitecture, build_critic, deepen_critic, load_critic
 from ipo_ray.critic.probe import warm_up_vision
-from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out, with_mirrored_pairs
+from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out
 from ipo_ray.critic.train_loop import MANIFEST, TrainPlan, fit_with_ray, train_critic
 from ipo_ray.data import TableKind, is_committed, read_table
 from ipo_ray.world.build import render_settings, seed_set
@@ -131,6 +137,16 @@ def main() -> None:
             )
             model.save_pretrained(init_dir)
 
+    # Describe-first: the critic's own descriptions of every video become the chain-of-thought.
+    descriptions_path = None
+    if t.describe_first:
+        describer = TransformersBackend(init_dir, SamplingConfig(temperature=0.0, max_new_tokens=64))
+        videos = [p for e in examples for p in e.video_paths]
+        described = self_descriptions(describer, videos, FrameCache(cfg.video.num_frames))
+        descriptions_path = run_dir / "descriptions.json"
+        descriptions_path.write_text(json.dumps(described, indent=0))
+        print(f"describe-first: {len(described)} videos described by {init_dir} in {descriptions_path}")
+
     # 3. Train (Ray Train workers or this process).
     settings = render_settings(cfg.world.render)
     plan = TrainPlan(
@@ -143,6 +159,7 @@ def main() -> None:
         verdict_weight=t.verdict_weight,
         describe_share=t.describe_share,
         mirror_pairs=t.mirror_pairs,
+        descriptions_path=str(descriptions_path) if descriptions_path else None,
         probe_weight=t.probe_weight,
         srpo_pairs_path=t.srpo_pairs,
         srpo_beta=cfg.loop.srpo.beta,
@@ -183,7 +200,11 @@ def main() -> None:
     if not held:
         print(f"no held-out labels (critic.train.held_out={t.held_out}); critic in {out_dir}")
         return
-    backend = TransformersBackend(out_dir, SamplingConfig(temperature=0.0, max_new_tokens=t.max_new_tokens))
+    max_new_tokens = t.max_new_tokens
+    if descriptions_path:  # the critic describes before it answers (question with chain-of-thought)
+        held = with_descriptions(held, json.loads(descriptions_path.read_text()))
+        max_new_tokens = max(max_new_tokens, DESCRIBE_FIRST_TOKENS)
+    backend = TransformersBackend(out_dir, SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens))
     predicted = greedy_verdicts(backend, held, FrameCache(cfg.video.num_frames))
     labels = [e.verdict for e in held]
     baseline = majority_baseline(train, held)

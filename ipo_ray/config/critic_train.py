@@ -24,6 +24,12 @@ class CriticTrainConfig(Section):
         description="With init: add this many language-model layers that start as the identity "
         "(critic/model.py: deepen_critic) before training; 0 = train init as it is.",
     )
+    describe_first: bool = Field(
+        False,
+        description="With init: train every question with the init critic's own description of its "
+        "video(s) as chain-of-thought before the verdict (critic/augment.py); serve the result with "
+        "critic.chain_of_thought: true.",
+    )
     out: str | None = Field(
         None, description="Checkpoint folder to write; null = <run.root>/<run.name or 'critic'>/critic."
     )
@@ -164,6 +170,8 @@ class CriticTrainConfig(Section):
             problems.append(("gpus_per_worker", "GPU workers need runner=ray"))
         if self.deepen_layers and not self.init:
             problems.append(("deepen_layers", "deepens the init critic; set init (a critic folder)"))
+        if self.describe_first and not self.init:
+            problems.append(("describe_first", "the descriptions come from the init critic; set init"))
         if self.deepen_layers and self.lora:
             problems.append(("deepen_layers", "new layers must train in full; set lora: false"))
         if self.save_adapter and not (self.lora and self.init):

@@ -6,7 +6,8 @@ Two ways to read the critic's verdict:
   what the served critic says; an unparseable answer counts as wrong.
 - `first_token_verdicts`: the most likely verdict token at the first answer position, one forward
   per batch — cheap enough to run inside training. Greedy decoding starts with the same argmax
-  whenever a verdict token leads the whole vocabulary, which a trained critic's does.
+  whenever a verdict token leads the whole vocabulary, which a trained critic's does. A
+  describe-first example (`SftExample.thinking`) is read after its thinking and ``Answer:``.
 
 Two references: the labels table itself (the annotators' majority), and in the embedded world the
 noise-free oracle (`oracle_verdicts`), the ground truth the issue's bar is measured against.
@@ -20,9 +21,10 @@ import torch
 from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
 from ipo_ray.critic.judge import CriticBackend, CriticRequest
-from ipo_ray.critic.parity import verdict_token_ids
+from ipo_ray.critic.parity import verdict_ids_after_marker, verdict_token_ids
 from ipo_ray.critic.parse import parse_answer
 from ipo_ray.critic.sft import SftExample, collate, encode, model_device
+from ipo_ray.critic.templates import ANSWER_MARKER
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_frames
 from ipo_ray.vocab import DIMENSIONS
@@ -42,7 +44,7 @@ def greedy_verdicts(
     """
     requests = [CriticRequest(tuple(frames(p) for p in e.video_paths), e.question()) for e in examples]
     texts = backend.generate(requests, 1) if requests else []
-    return [parse_answer(t[0], e.kind).verdict for t, e in zip(texts, examples, strict=True)]
+    return [parse_answer(t[0], e.kind, e.asks_cot).verdict for t, e in zip(texts, examples, strict=True)]
 
 
 @torch.inference_mode()
@@ -55,13 +57,23 @@ def first_token_verdicts(
 ) -> list[str]:
     """The verdict whose first token is most likely where the answer starts (see module docstring)."""
     tokenizer = processor.tokenizer
-    ids = {kind: verdict_token_ids(tokenizer, kind) for kind in ("pointwise", "pairwise")}
+    direct = {kind: verdict_token_ids(tokenizer, kind) for kind in ("pointwise", "pairwise")}
+    after_marker = {kind: verdict_ids_after_marker(tokenizer, kind) for kind in ("pointwise", "pairwise")}
     merge = model.config.vision_config.spatial_merge_size
     out: list[str] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         batch = collate(
-            [encode(processor, e, [frames(p) for p in e.video_paths], with_answer=False) for e in chunk],
+            [
+                encode(
+                    processor,
+                    e,
+                    [frames(p) for p in e.video_paths],
+                    with_answer=False,
+                    prefix=f"{e.thinking.strip()}\n{ANSWER_MARKER}" if e.thinking else "",
+                )
+                for e in chunk
+            ],
             tokenizer.pad_token_id,
             merge,
             model_device(model),
@@ -70,8 +82,9 @@ def first_token_verdicts(
         last = batch["attention_mask"].sum(1) - 1  # right padding: the prompt's last real token
         logits = model.lm_head(hidden[torch.arange(len(chunk), device=last.device), last])  # (B, V)
         for row, e in zip(logits, chunk, strict=True):
-            verdicts = list(ids[e.kind])
-            out.append(verdicts[int(row[[ids[e.kind][v] for v in verdicts]].argmax())])
+            ids = (after_marker if e.thinking else direct)[e.kind]
+            verdicts = list(ids)
+            out.append(verdicts[int(row[[ids[v] for v in verdicts]].argmax())])
     return out
 
 

@@ -24,9 +24,8 @@ Tensors per example (L tokens, P patches of D = 3·temporal_patch·patch² value
 ``pixel_values_videos`` (P, D), ``video_grid_thw`` (V, 3).
 """
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -68,6 +67,8 @@ class SftExample:
         cot: Ask the question with chain-of-thought (as the critic app does under
             ``critic.chain_of_thought``); the SRPO loss scores sampled answers under the question
             they were sampled from. SFT targets are direct answers, so labels leave it False.
+        thinking: Chain-of-thought to train before the verdict (`augment.with_descriptions`: the
+            critic's own description of the video(s)); the question then asks for it. "" = none.
     """
 
     label_id: str
@@ -78,6 +79,7 @@ class SftExample:
     verdict: str
     reason: str
     cot: bool = False
+    thinking: str = ""
 
     @property
     def item(self) -> tuple[str, ...]:
@@ -85,20 +87,27 @@ class SftExample:
         return self.video_paths
 
     def question(self) -> str:
-        """The templated question text (chain-of-thought asked for exactly when `cot`)."""
+        """The templated question text (chain-of-thought asked for when `cot` or `thinking`)."""
         if self.kind == "describe":
             return DESCRIBE_QUESTION
         make = pointwise_question if self.kind == "pointwise" else pairwise_question
-        return make(self.caption, self.dimension, self.cot)  # type: ignore[arg-type]
+        return make(self.caption, self.dimension, self.asks_cot)  # type: ignore[arg-type]
+
+    @property
+    def asks_cot(self) -> bool:
+        """Whether the question asks for chain-of-thought before the ``Answer:`` line."""
+        return self.cot or bool(self.thinking)
 
     def answer(self, with_reasons: bool = True) -> str:
         """The target text; verdict only when `with_reasons` is False (LiFT Table 2's ablation).
 
-        A describe example's answer is its caption, whatever `with_reasons`.
+        A describe example's answer is its caption, whatever `with_reasons`; `thinking`, when
+        given, comes first (`templates.format_answer`).
         """
         if self.kind == "describe":
             return self.caption
-        return format_answer(self.kind, self.verdict, self.reason if with_reasons else "")
+        reason = self.reason if with_reasons else ""
+        return format_answer(self.kind, self.verdict, reason, self.thinking or None)
 
 
 def examples_from_labels(table: pa.Table, dimensions: Sequence[str] = DIMENSIONS) -> list[SftExample]:
@@ -169,37 +178,6 @@ def describe_examples(examples: Sequence[SftExample]) -> list[SftExample]:
     return list(out.values())
 
 
-_MIRROR_PREFERENCE = {"A": "B", "B": "A", "tie": "tie"}
-_VIDEO_LETTER = re.compile(r"\b([Vv]ideo) ([AB])\b")
-
-
-def mirrored(example: SftExample) -> SftExample:
-    """The same pairwise judgement asked with the videos in the other order.
-
-    Videos swap places, the preference swaps (A ↔ B, a tie stays a tie) and so do the letters the
-    reason names ("in video B, ..." → "in video A, ..."). A pairwise critic trained on one order
-    only can learn the order itself: world-v2 answered B more often than A (mean probability
-    0.33 vs 0.27) on pairs where the oracle was even.
-
-    Raises:
-        ValueError: `example` is not pairwise.
-    """
-    if example.kind != "pairwise":
-        raise ValueError(f"only pairwise examples can be mirrored, got {example.kind!r} ({example.label_id})")
-    return replace(
-        example,
-        label_id=f"mirror:{example.label_id}",
-        video_paths=example.video_paths[::-1],
-        verdict=_MIRROR_PREFERENCE[example.verdict],
-        reason=_VIDEO_LETTER.sub(lambda m: f"{m[1]} {'B' if m[2] == 'A' else 'A'}", example.reason),
-    )
-
-
-def with_mirrored_pairs(examples: Sequence[SftExample]) -> list[SftExample]:
-    """`examples` followed by the mirror (`mirrored`) of each pairwise one (training split only)."""
-    return [*examples, *(mirrored(e) for e in examples if e.kind == "pairwise")]
-
-
 def split_held_out(
     examples: Sequence[SftExample], fraction: float, seed: int
 ) -> tuple[list[SftExample], list[SftExample]]:
@@ -248,6 +226,7 @@ def encode(
     with_answer: bool = True,
     with_reasons: bool = True,
     answer: str | None = None,
+    prefix: str = "",
 ) -> Encoded:
     """Tokenises one example: the prompt exactly as the backends render it, then the answer tokens.
 
@@ -263,6 +242,8 @@ def encode(
         with_reasons: Answer with the reason (see `SftExample.answer`).
         answer: Answer text to append instead of the example's own (a sampled critic answer,
             for the SRPO loss); None = `example.answer(with_reasons)`.
+        prefix: With `with_answer` False, the start of an answer to append, unlabelled (the
+            chain-of-thought before the verdict, in evaluation).
     """
     tokenizer = processor.tokenizer
     prompt = render_prompt(tokenizer, example.question(), len(example.video_paths))
@@ -276,6 +257,10 @@ def encode(
         labels = torch.cat([torch.full_like(ids, IGNORE), answer_ids])
         ids = torch.cat([ids, answer_ids])
         types = torch.cat([types, torch.zeros_like(answer_ids)])
+    elif prefix:
+        prefix_ids = torch.tensor(tokenizer.encode(prefix, add_special_tokens=False), dtype=ids.dtype)
+        ids = torch.cat([ids, prefix_ids])
+        types = torch.cat([types, torch.zeros_like(prefix_ids)])
     return Encoded(ids, labels, types, enc["pixel_values_videos"], enc["video_grid_thw"])
 
 

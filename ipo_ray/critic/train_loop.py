@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 
 from ipo_ray.critic.adapters import AdapterInfo, is_adapter, read_adapter
+from ipo_ray.critic.augment import with_descriptions, with_mirrored_pairs
 from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdicts
 from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.probe import VerdictProbe
@@ -45,7 +46,6 @@ from ipo_ray.critic.sft import (
     examples_from_labels,
     model_device,
     split_held_out,
-    with_mirrored_pairs,
 )
 from ipo_ray.critic.srpo import read_pairs
 from ipo_ray.critic.srpo_train import SrpoStepStats, srpo_metrics, srpo_term
@@ -71,7 +71,10 @@ class TrainPlan:
         verdict_weight: Loss weight of the verdict token (1 = IPO Eq. 1's token mean; `sft.answer_weights`).
         describe_share: Share of each batch given to the describe task (`sft.describe_examples` over
             the training videos); 0 = labels only. Critics trained from scratch need it.
-        mirror_pairs: Also train every pairwise row with its videos swapped (`sft.mirrored`).
+        mirror_pairs: Also train every pairwise row with its videos swapped (`augment.mirrored`).
+        descriptions_path: JSON {video path: the critic's own description} (`augment.self_descriptions`);
+            set = describe-first: every question trains and evaluates with those as its
+            chain-of-thought (`augment.with_descriptions`). None = direct answers.
         lr, weight_decay: AdamW.
         batch_size: Global examples per step (split over workers).
         steps: Step cap.
@@ -105,6 +108,7 @@ class TrainPlan:
     verdict_weight: float = 1.0
     describe_share: float = 0.0
     mirror_pairs: bool = False
+    descriptions_path: str | None = None
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -163,6 +167,8 @@ def train_critic(
             "train one first"
         )
     examples = examples_from_labels(read_table(plan.labels_path, TableKind.LABELS))
+    if plan.descriptions_path is not None:
+        examples = with_descriptions(examples, json.loads(Path(plan.descriptions_path).read_text()))
     train, held = split_held_out(examples, plan.held_out, plan.seed)
     if plan.mirror_pairs:  # after the split: a held-out pair is never trained on in either order
         train = with_mirrored_pairs(train)

@@ -154,3 +154,10 @@ def seed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def examples(seed_dir: Path) -> list[SftExample]:
     return examples_from_labels(read_table(seed_dir / "labels.parquet", TableKind.LABELS))
+
+
+@pytest.fixture(scope="module")
+def init_dir(tmp_path_factory: pytest.TempPathFactory, examples: list[SftExample]) -> Path:
+    """A random critic whose tokenizer knows the seed set's captions and reasons."""
+    corpus = sorted({e.caption for e in examples} | {e.reason for e in examples})
+    return build_critic(tmp_path_factory.mktemp("init"), corpus, seed=0)

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from ipo_ray.critic.adapters import read_adapter
-from ipo_ray.critic.model import build_critic, load_critic
+from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.sft import (
     IGNORE,
     FrameCache,
@@ -20,20 +20,12 @@ from ipo_ray.critic.sft import (
     describe_examples,
     encode,
     examples_from_labels,
-    mirrored,
     split_held_out,
-    with_mirrored_pairs,
 )
 from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic, video_reliance
 from ipo_ray.data import TableKind, empty_table, read_table
 
 NUM_FRAMES = 4  # the world's clip length: short prompts keep these tests fast
-
-
-@pytest.fixture(scope="module")
-def init_dir(tmp_path_factory: pytest.TempPathFactory, examples: list[SftExample]) -> Path:
-    corpus = sorted({e.caption for e in examples} | {e.reason for e in examples})
-    return build_critic(tmp_path_factory.mktemp("init"), corpus, seed=0)
 
 
 def _plan(seed_dir: Path, init_dir: Path, out: Path, **overrides: object) -> TrainPlan:
@@ -181,30 +173,6 @@ def test_describe_share_mixes_the_describe_task_into_each_batch(
     assert last["critic/answer_loss/shuffled_video"] > 0 < last["critic/answer_loss/right_video"]
     with pytest.raises(ValueError, match="leaves no label rows"):
         train_critic(_plan(seed_dir, init_dir, tmp_path / "none", describe_share=0.99))
-
-
-def test_a_mirrored_pair_swaps_videos_preference_and_the_reasons_letters() -> None:
-    pair = SftExample(
-        "pair-1/faithfulness",
-        "pairwise",
-        "faithfulness",
-        ("a.mp4", "b.mp4"),
-        "a red circle",
-        "A",
-        "Video A is better: in video B, the circle is blurred. Video Abc stays.",
-    )
-    flipped = mirrored(pair)
-    assert flipped.video_paths == ("b.mp4", "a.mp4") and flipped.verdict == "B"
-    assert flipped.reason == "Video B is better: in video A, the circle is blurred. Video Abc stays."
-    assert flipped.label_id == "mirror:pair-1/faithfulness" and flipped.caption == pair.caption
-    twice = mirrored(flipped)
-    assert (twice.video_paths, twice.verdict, twice.reason) == (pair.video_paths, pair.verdict, pair.reason)
-    tie = SftExample(**{**pair.__dict__, "verdict": "tie", "reason": "The two clips are alike here."})
-    assert mirrored(tie).verdict == "tie" and mirrored(tie).reason == tie.reason
-    point = SftExample(**{**pair.__dict__, "kind": "pointwise", "video_paths": ("a.mp4",), "verdict": "Good"})
-    with pytest.raises(ValueError, match="only pairwise"):
-        mirrored(point)
-    assert with_mirrored_pairs([point, pair]) == [point, pair, flipped]
 
 
 def test_mirror_pairs_trains_each_pair_in_both_orders(seed_dir: Path, init_dir: Path, tmp_path: Path) -> None:

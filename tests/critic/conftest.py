@@ -16,6 +16,7 @@ from ipo_ray.critic.model import build_critic, load_critic
 from ipo_ray.critic.sft import SftExample, examples_from_labels
 from ipo_ray.critic.srpo import srpo_pairs, write_pairs
 from ipo_ray.critic.templates import format_answer
+from ipo_ray.critic.train_loop import TrainPlan
 from ipo_ray.data import TableKind, make_table, read_table
 from ipo_ray.data import columns as col
 from ipo_ray.data.video import read_frames, write_mp4
@@ -161,3 +162,24 @@ def init_dir(tmp_path_factory: pytest.TempPathFactory, examples: list[SftExample
     """A random critic whose tokenizer knows the seed set's captions and reasons."""
     corpus = sorted({e.caption for e in examples} | {e.reason for e in examples})
     return build_critic(tmp_path_factory.mktemp("init"), corpus, seed=0)
+
+
+@pytest.fixture
+def small_plan(seed_dir: Path, init_dir: Path, tmp_path: Path) -> Callable[..., TrainPlan]:
+    """A few steps of SFT from `init_dir` on the seed set, written under tmp_path/critic."""
+
+    def make(**overrides: object) -> TrainPlan:
+        base = {
+            "init_dir": str(init_dir),
+            "labels_path": str(seed_dir / "labels.parquet"),
+            "out_dir": str(tmp_path / "critic"),
+            "num_frames": 16,
+            "batch_size": 8,
+            "steps": 4,
+            "warmup_steps": 0,
+            "eval_every": 4,
+            "held_out": 0.2,
+        }
+        return TrainPlan(**(base | overrides))  # type: ignore[arg-type]
+
+    return make

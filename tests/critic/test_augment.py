@@ -1,6 +1,7 @@
 """More training questions from existing labels: mirrored pairs and describe-first thinking."""
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_the_verdict_after_the_thinking_is_read_where_training_puts_it(
 
 
 def test_describe_first_training_uses_the_critics_own_descriptions(
-    seed_dir: Path, init_dir: Path, tmp_path: Path, examples: list[SftExample]
+    init_dir: Path, tmp_path: Path, examples: list[SftExample], small_plan: Callable[..., TrainPlan]
 ) -> None:
     backend = TransformersBackend(init_dir, SamplingConfig(temperature=0.0, max_new_tokens=6))
     videos = [p for e in examples for p in e.video_paths]
@@ -104,19 +105,7 @@ def test_describe_first_training_uses_the_critics_own_descriptions(
     assert sorted(described) == sorted(set(videos)) and all(isinstance(t, str) for t in described.values())
     path = tmp_path / "descriptions.json"
     path.write_text(json.dumps(described))
-    plan = TrainPlan(
-        init_dir=str(init_dir),
-        labels_path=str(seed_dir / "labels.parquet"),
-        out_dir=str(tmp_path / "critic"),
-        num_frames=NUM_FRAMES,
-        batch_size=8,
-        steps=4,
-        warmup_steps=0,
-        eval_every=4,
-        held_out=0.2,
-        lr=3e-3,
-        descriptions_path=str(path),
-    )
+    plan = small_plan(lr=3e-3, descriptions_path=str(path))
     metrics = train_critic(plan)
     assert metrics["train/step"] == 4 and "critic/labels/pointwise/mean" in metrics
     assert read_manifest(plan.out_dir)["training"]["descriptions_path"] == str(path)

@@ -1,6 +1,7 @@
 """The training-only verdict probe: targets per judged item, the probe loss in an SFT step, the
 vision warm-up (vision tower only, learns, leaves a plain Qwen2-VL)."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -75,20 +76,8 @@ def test_warm_up_trains_the_vision_tower_only_and_learns(
         warm_up_vision(model, processor, [], frames, 1)
 
 
-def test_sft_with_the_probe_logs_its_loss(seed_dir: Path, init_dir: Path, tmp_path: Path) -> None:
-    plan = TrainPlan(
-        init_dir=str(init_dir),
-        labels_path=str(seed_dir / "labels.parquet"),
-        out_dir=str(tmp_path / "critic"),
-        num_frames=NUM_FRAMES,
-        batch_size=8,
-        steps=4,
-        warmup_steps=0,
-        eval_every=4,
-        held_out=0.2,
-        describe_share=0.25,
-        probe_weight=1.0,
-    )
+def test_sft_with_the_probe_logs_its_loss(init_dir: Path, small_plan: Callable[..., TrainPlan]) -> None:
+    plan = small_plan(num_frames=NUM_FRAMES, describe_share=0.25, probe_weight=1.0)
     metrics = train_critic(plan)
     assert 0 < metrics["train/probe_loss"] < 10
     saved = load_file(Path(plan.out_dir) / "model.safetensors")

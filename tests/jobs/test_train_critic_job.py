@@ -81,3 +81,39 @@ def test_missing_init_folder_exits_2(tmp_path: Path) -> None:
     done = _run(f"run.root={tmp_path}", f"critic.train.init={tmp_path / 'nope'}", *SMALLEST)
     assert done.returncode == 2
     assert "critic.train.init" in done.stderr and "not a critic folder" in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pairs(tmp_path: Path) -> None:
+    shipped = ROOT / "ipo_ray" / "assets" / "world_critic"
+    from_scratch_only = ("video.num_frames", "critic.train.vocab_size", "critic.train.vision")
+    continued = [a for a in SMALLEST if not a.startswith(from_scratch_only)]
+    done = _run(
+        f"run.root={tmp_path}",
+        "run.name=job",
+        *continued,
+        f"critic.train.init={shipped}",
+        "critic.train.deepen_layers=1",
+        "critic.train.describe_first=true",
+        "critic.train.mirror_pairs=true",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "job"
+    descriptions = json.loads((run / "descriptions.json").read_text())
+    assert len(descriptions) == 8 + 2 * 4 and all(descriptions.values())  # every clip, in the critic's words
+    assert "pairwise/all" in done.stdout  # scored with chain-of-thought answers
+    config = json.loads((run / "critic" / "config.json").read_text())
+    depth = json.loads((shipped / "config.json").read_text())["text_config"]["num_hidden_layers"]
+    assert config["text_config"]["num_hidden_layers"] == depth + 1
+    training = json.loads((run / "critic" / "critic_manifest.json").read_text())["training"]
+    assert training["mirror_pairs"] is True
+    assert training["descriptions_path"] == str(run / "descriptions.json")
+
+
+def test_deepening_an_adapter_exits_2(tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    done = _run(f"run.root={tmp_path}", f"critic.train.init={adapter}", "critic.train.deepen_layers=1")
+    assert done.returncode == 2
+    assert "critic.train.deepen_layers" in done.stderr and "adapter" in done.stderr

@@ -114,6 +114,11 @@ def main() -> None:
             temporal_patch_size=t.temporal_patch_size,
             vision_embed=t.vision_embed,
             vision_heads=t.vision_embed // 32,
+            text_hidden=t.text_hidden,
+            text_layers=t.text_layers,
+            text_heads=t.text_hidden // 32,
+            text_kv_heads=t.text_hidden // 64,
+            text_intermediate=t.text_intermediate,
         )
         init_dir = build_critic(run_dir / "init", corpus, arch, t.seed)
         if t.vision_warmup_steps:

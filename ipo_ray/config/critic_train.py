@@ -53,6 +53,16 @@ class CriticTrainConfig(Section):
     vision_embed: int = Field(
         128, ge=32, description="Vision tower width of a critic built from scratch (heads of 32)."
     )
+    text_hidden: int = Field(
+        128,
+        ge=64,
+        description="Language model width of a critic built from scratch: a multiple of 64 (heads of 32, "
+        "half as many key/value heads).",
+    )
+    text_layers: int = Field(2, ge=1, description="Language model depth of a critic built from scratch.")
+    text_intermediate: int = Field(
+        256, ge=1, description="Language model MLP width of a critic built from scratch."
+    )
     vision_warmup_steps: int = Field(
         2000,
         ge=0,
@@ -159,6 +169,10 @@ class CriticTrainConfig(Section):
         if self.vision_embed % 32:
             problems.append(
                 ("vision_embed", f"must be a multiple of 32 (heads of 32), got {self.vision_embed}")
+            )
+        if self.text_hidden % 64:
+            problems.append(
+                ("text_hidden", f"must be a multiple of 64 (heads of 32), got {self.text_hidden}")
             )
         if self.batch_size % self.workers:
             problems.append(

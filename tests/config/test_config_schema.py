@@ -100,3 +100,9 @@ def test_deepening_needs_a_full_init_critic_trained_in_full() -> None:
         CriticTrainConfig(deepen_layers=2)
     with pytest.raises(ValidationError, match="deepen_layers.*lora: false"):
         CriticTrainConfig(init="runs/critic", deepen_layers=2, lora=True)
+
+
+def test_a_critic_language_model_width_needs_heads_of_32() -> None:
+    CriticTrainConfig(text_hidden=256, text_layers=4, text_intermediate=512)
+    with pytest.raises(ValidationError, match="text_hidden.*multiple of 64"):
+        CriticTrainConfig(text_hidden=96)

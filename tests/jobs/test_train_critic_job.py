@@ -36,7 +36,12 @@ def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 @pytest.mark.timeout(300)
 def test_smallest_config_trains_and_prints_accuracy(tmp_path: Path) -> None:
-    done = _run(f"run.root={tmp_path}", "run.name=job", "--no-reasons", *SMALLEST)
+    language_model = [
+        "critic.train.text_hidden=64",
+        "critic.train.text_layers=3",
+        "critic.train.text_intermediate=96",
+    ]
+    done = _run(f"run.root={tmp_path}", "run.name=job", "--no-reasons", *SMALLEST, *language_model)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(verdict only)" in done.stdout
     rows = {
@@ -51,6 +56,9 @@ def test_smallest_config_trains_and_prints_accuracy(tmp_path: Path) -> None:
     manifest = json.loads((critic / "critic_manifest.json").read_text())
     assert manifest["training"]["with_reasons"] is False and "oracle" in manifest["evaluation"]["greedy"]
     assert (critic / "config.json").is_file() and (critic / "tokenizer.json").is_file()
+    text = json.loads((critic / "config.json").read_text())["text_config"]
+    assert (text["hidden_size"], text["num_hidden_layers"], text["intermediate_size"]) == (64, 3, 96)
+    assert (text["num_attention_heads"], text["num_key_value_heads"]) == (2, 1)
 
 
 @pytest.mark.timeout(300)

@@ -43,9 +43,16 @@ from ipo_ray.critic.evaluate import (
 )
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
-from ipo_ray.critic.model import CriticArchitecture, build_critic, deepen_critic, load_critic
+from ipo_ray.critic.model import (
+    CriticArchitecture,
+    build_critic,
+    deepen_critic,
+    load_critic,
+    relayout_critic,
+)
 from ipo_ray.critic.probe import warm_up_vision
 from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out
+from ipo_ray.critic.tokenizer import caption_first
 from ipo_ray.critic.train_loop import MANIFEST, TrainPlan, fit_with_ray, train_critic
 from ipo_ray.data import TableKind, is_committed, read_table
 from ipo_ray.world.build import render_settings, seed_set
@@ -79,6 +86,12 @@ def main() -> None:
             "(no config.json or adapter_config.json)\n",
         )
 
+    if t.caption_first is not None and t.init and is_adapter(t.init):
+        parser.exit(
+            2,
+            f"{parser.prog}: critic.train.caption_first: {t.init} is an adapter; its base fixes the "
+            "prompt layout\n",
+        )
     if t.deepen_layers and is_adapter(t.init):
         parser.exit(
             2, f"{parser.prog}: critic.train.deepen_layers: {t.init} is an adapter; deepen a full critic\n"
@@ -106,6 +119,9 @@ def main() -> None:
         if t.deepen_layers:
             init_dir = deepen_critic(init_dir, run_dir / "deepened", t.deepen_layers)
             print(f"deepened {t.init} by {t.deepen_layers} language-model layers in {init_dir}")
+        if t.caption_first is not None and t.caption_first != _reads_caption_first(init_dir):
+            init_dir = relayout_critic(init_dir, run_dir / "relaid", t.caption_first)
+            print(f"prompt layout of {init_dir}: caption first = {t.caption_first}")
     else:
         corpus = sorted({e.caption for e in examples} | {e.reason for e in examples})
         arch = CriticArchitecture(
@@ -120,7 +136,7 @@ def main() -> None:
             text_kv_heads=t.text_hidden // 64,
             text_intermediate=t.text_intermediate,
         )
-        init_dir = build_critic(run_dir / "init", corpus, arch, t.seed)
+        init_dir = build_critic(run_dir / "init", corpus, arch, t.seed, caption_first=bool(t.caption_first))
         if t.vision_warmup_steps:
             # Stage 1 (critic/probe.py): the vision tower learns what decides a verdict first.
             model, processor = load_critic(init_dir)
@@ -230,6 +246,13 @@ def main() -> None:
         f"critic {t.version} ({reasons}) in {out_dir}: {len(held)} held-out labels, {train_minutes:.1f} min"
     )
     print(format_table(results))
+
+
+def _reads_caption_first(critic_dir: Path) -> bool:
+    """The prompt layout a critic folder was trained with (kept in its tokenizer's config)."""
+    from transformers import AutoTokenizer
+
+    return caption_first(AutoTokenizer.from_pretrained(critic_dir))
 
 
 def _progress(metrics: dict[str, float]) -> str:

@@ -59,6 +59,15 @@ class CriticTrainConfig(Section):
         description="Language model width of a critic built from scratch: a multiple of 64 (heads of 32, "
         "half as many key/value heads).",
     )
+    caption_first: bool | None = Field(
+        None,
+        description=(
+            "Prompt layout of the trained critic: true = the caption before the videos, so the video "
+            "tokens can attend to it (critic/templates.messages); false = videos first (Qwen2-VL's "
+            "usual order); null = the init critic's layout (videos first from scratch). Kept in the "
+            "critic's tokenizer config, so every backend renders prompts the same way."
+        ),
+    )
     text_layers: int = Field(2, ge=1, description="Language model depth of a critic built from scratch.")
     text_intermediate: int = Field(
         256, ge=1, description="Language model MLP width of a critic built from scratch."

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoProcessor,
+    AutoTokenizer,
     PreTrainedTokenizerFast,
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
@@ -36,6 +37,7 @@ from ipo_ray.critic.tokenizer import (
     VIDEO_PAD,
     VISION_END,
     VISION_START,
+    set_caption_first,
     train_tokenizer,
 )
 
@@ -177,6 +179,7 @@ def build_critic(
     corpus: list[str],
     arch: CriticArchitecture | None = None,
     seed: int = 0,
+    caption_first: bool = False,
 ) -> Path:
     """Builds a randomly initialised critic with its tokenizer and processor and saves it.
 
@@ -188,6 +191,7 @@ def build_critic(
         corpus: Texts for the BPE besides the templates: captions, reasons, chain-of-thought.
         arch: Sizes; the defaults fit the world's clips.
         seed: Seeds the weight initialisation.
+        caption_first: The critic's prompt layout (`templates.messages`), kept in its tokenizer.
 
     Returns:
         The folder, loadable by `load_critic` and by vLLM.
@@ -195,6 +199,7 @@ def build_critic(
     arch = arch or CriticArchitecture()
     out = Path(out_dir)
     tokenizer = train_tokenizer(corpus, arch.vocab_size)
+    set_caption_first(tokenizer, caption_first)
     config = build_config(tokenizer, arch)
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config).float().eval()
@@ -268,6 +273,30 @@ def deepen_critic(src: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         if f.is_file() and f.name not in _NOT_COPIED_WHEN_DEEPENED:
             shutil.copyfile(f, out / f.name)
     deeper.save_pretrained(out)
+    return out
+
+
+def relayout_critic(
+    src: str | os.PathLike[str], out_dir: str | os.PathLike[str], caption_first: bool
+) -> Path:
+    """Writes a copy of the critic folder `src` whose prompt layout is `caption_first`.
+
+    Fine-tuning from the copy teaches the critic the new layout (`templates.messages`); the weights
+    are unchanged, so before that it answers as `src` would to a differently laid-out prompt.
+
+    Raises:
+        ValueError: `src` is an adapter or not a critic folder.
+    """
+    if is_adapter(src) or not (Path(src) / "config.json").is_file():
+        raise ValueError(f"{src}: not a full critic folder (change the layout of its merged base instead)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in Path(src).iterdir():
+        if f.is_file() and f.name not in {"critic_manifest.json", "README.md"}:
+            shutil.copyfile(f, out / f.name)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    set_caption_first(tokenizer, caption_first)
+    tokenizer.save_pretrained(out)
     return out
 
 

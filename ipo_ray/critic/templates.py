@@ -20,6 +20,8 @@ from ipo_ray.vocab import DIMENSIONS, PREFERENCES, VERDICTS, Dimension
 
 Kind = Literal["pointwise", "pairwise"]
 
+# How the first line of every pointwise and pairwise question begins.
+CAPTION_PREFIX: Final = "Caption:"
 # The line-start marker that introduces the verdict after chain-of-thought.
 ANSWER_MARKER: Final = "Answer:"
 # How a preference is written in answers: "Tie" capitalised like the verdicts, A/B as letters.
@@ -74,7 +76,7 @@ def pointwise_question(caption: str, dimension: Dimension, cot: bool = False) ->
     _check_dimension(dimension)
     if not caption.strip():
         raise ValueError("caption is empty; the critic judges a video against its prompt")
-    parts = [f'Caption: "{caption.strip()}"', POINTWISE_QUESTIONS[dimension], _POINTWISE_FORMAT]
+    parts = [f'{CAPTION_PREFIX} "{caption.strip()}"', POINTWISE_QUESTIONS[dimension], _POINTWISE_FORMAT]
     if cot:
         parts.append(_COT_FORMAT)
     return "\n".join(parts)
@@ -94,13 +96,13 @@ def pairwise_question(caption: str, dimension: Dimension, cot: bool = False) -> 
     _check_dimension(dimension)
     if not caption.strip():
         raise ValueError("caption is empty; the critic judges videos against their prompt")
-    parts = [f'Caption: "{caption.strip()}"', PAIRWISE_QUESTIONS[dimension], _PAIRWISE_FORMAT]
+    parts = [f'{CAPTION_PREFIX} "{caption.strip()}"', PAIRWISE_QUESTIONS[dimension], _PAIRWISE_FORMAT]
     if cot:
         parts.append(_COT_FORMAT)
     return "\n".join(parts)
 
 
-def messages(question: str, num_videos: int) -> list[dict[str, Any]]:
+def messages(question: str, num_videos: int, caption_first: bool = False) -> list[dict[str, Any]]:
     """A one-turn chat in the Hugging Face multimodal format: the videos, then the question.
 
     Pairwise questions label the videos so that "A" and "B" refer to something the model saw.
@@ -108,6 +110,12 @@ def messages(question: str, num_videos: int) -> list[dict[str, Any]]:
     Args:
         question: From `pointwise_question` or `pairwise_question`.
         num_videos: 1 (pointwise) or 2 (pairwise: A then B).
+        caption_first: Put the question's caption line before the videos (the rest stays after).
+            Under causal attention the video tokens can then attend to the caption, so a small
+            language model can compare each part of the video with the words it should show
+            instead of holding caption and video together at the answer's position. A property of
+            the critic, fixed at training (`tokenizer.prompt_layout`); questions without a caption
+            line (the describe task) are unchanged.
 
     Returns:
         ``[{"role": "user", "content": [...]}]`` for ``apply_chat_template``.
@@ -123,6 +131,14 @@ def messages(question: str, num_videos: int) -> list[dict[str, Any]]:
         ]
     else:
         raise ValueError(f"num_videos must be 1 (pointwise) or 2 (pairwise), got {num_videos}")
+    head, _, rest = question.partition("\n")
+    if caption_first and head.startswith(CAPTION_PREFIX) and rest:
+        return [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": head + "\n"}, *content, {"type": "text", "text": rest}],
+            }
+        ]
     return [{"role": "user", "content": [*content, {"type": "text", "text": question}]}]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from ipo_ray.critic.templates import (
     ANSWER_MARKER,
@@ -40,6 +40,12 @@ IMAGE_PAD: Final = "<|image_pad|>"
 VIDEO_PAD: Final = "<|video_pad|>"
 # Order fixes the ids 0..6, so every tokenizer built here shares them.
 SPECIAL_TOKENS: Final = (EOS, IM_START, IM_END, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
+
+# The tokenizer-config key that records where the critic reads the caption (`caption_first`).
+PROMPT_LAYOUT_KEY: Final = "critic_prompt_layout"
+VIDEO_FIRST: Final = "video_first"
+CAPTION_FIRST: Final = "caption_first"
+PROMPT_LAYOUTS: Final = (VIDEO_FIRST, CAPTION_FIRST)
 
 CHAT_TEMPLATE: Final = (
     "{%- for message in messages -%}"
@@ -121,14 +127,33 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedT
     return tokenizer
 
 
-def render_prompt(tokenizer: PreTrainedTokenizerFast, question: str, num_videos: int) -> str:
+def caption_first(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether this critic reads the caption before the videos (`templates.messages`).
+
+    The layout is a property of the trained critic, so it lives in its tokenizer's config (saved in
+    ``tokenizer_config.json``, read back by transformers and by the vLLM backend alike); a tokenizer
+    without the key, a real Qwen2-VL's included, reads the videos first.
+    """
+    layout = tokenizer.init_kwargs.get(PROMPT_LAYOUT_KEY, VIDEO_FIRST)
+    if layout not in PROMPT_LAYOUTS:
+        raise ValueError(f"tokenizer {PROMPT_LAYOUT_KEY}={layout!r}; expected one of {PROMPT_LAYOUTS}")
+    return layout == CAPTION_FIRST
+
+
+def set_caption_first(tokenizer: PreTrainedTokenizerBase, value: bool) -> None:
+    """Fixes the critic's prompt layout in its tokenizer's config (takes effect when saved)."""
+    tokenizer.init_kwargs[PROMPT_LAYOUT_KEY] = CAPTION_FIRST if value else VIDEO_FIRST
+
+
+def render_prompt(tokenizer: PreTrainedTokenizerBase, question: str, num_videos: int) -> str:
     """The full prompt text for one question, ending where the assistant's answer begins.
 
     Args:
-        tokenizer: From `train_tokenizer` (or any tokenizer with a Qwen2-VL chat template).
+        tokenizer: From `train_tokenizer` (or any tokenizer with a Qwen2-VL chat template); its
+            prompt layout (`caption_first`) places the caption.
         question: From `templates.pointwise_question` / `pairwise_question`.
         num_videos: 1 or 2; one ``<|video_pad|>`` per video, expanded later by the processor.
     """
     return tokenizer.apply_chat_template(
-        messages(question, num_videos), tokenize=False, add_generation_prompt=True
+        messages(question, num_videos, caption_first(tokenizer)), tokenize=False, add_generation_prompt=True
     )

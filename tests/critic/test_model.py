@@ -10,10 +10,16 @@ from transformers import AutoProcessor, AutoTokenizer
 
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import CriticRequest
-from ipo_ray.critic.model import CriticArchitecture, build_config, deepen_critic
+from ipo_ray.critic.model import CriticArchitecture, build_config, deepen_critic, relayout_critic
 from ipo_ray.critic.parity import transformers_logprobs, verdict_token_ids
 from ipo_ray.critic.templates import pointwise_question
-from ipo_ray.critic.tokenizer import SPECIAL_TOKENS, render_prompt, train_tokenizer
+from ipo_ray.critic.tokenizer import (
+    PROMPT_LAYOUT_KEY,
+    SPECIAL_TOKENS,
+    caption_first,
+    render_prompt,
+    train_tokenizer,
+)
 
 
 def test_architecture_validation_says_what_is_wrong() -> None:
@@ -68,6 +74,26 @@ def test_folder_reloads_with_explicit_processor_options(critic_dir: Path, clip_f
     assert inputs["video_grid_thw"].tolist() == [[8, 4, 4]]
     assert int((inputs["mm_token_type_ids"] == 2).sum()) == 32
     assert (critic_dir / "model.safetensors").stat().st_size < 30e6
+
+
+def test_prompt_layout_travels_with_the_critic_to_both_engines_tokenizers(
+    critic_dir: Path, tmp_path: Path
+) -> None:
+    question = pointwise_question("A red square moves right.", "semantic_consistency")
+    assert not caption_first(AutoTokenizer.from_pretrained(critic_dir))  # the default, like Qwen2-VL's
+    relaid = relayout_critic(critic_dir, tmp_path / "relaid", caption_first=True)
+    # transformers' processor (TransformersBackend, training) and AutoTokenizer (the vLLM backend).
+    for tokenizer in (AutoProcessor.from_pretrained(relaid).tokenizer, AutoTokenizer.from_pretrained(relaid)):
+        assert caption_first(tokenizer)
+        prompt = render_prompt(tokenizer, question, 1)
+        assert prompt.index("Caption:") < prompt.index("<|video_pad|>") < prompt.index("How is")
+    assert (relaid / "model.safetensors").read_bytes() == (critic_dir / "model.safetensors").read_bytes()
+    tokenizer = AutoTokenizer.from_pretrained(relaid)
+    tokenizer.init_kwargs[PROMPT_LAYOUT_KEY] = "sideways"
+    with pytest.raises(ValueError, match="sideways"):
+        caption_first(tokenizer)
+    with pytest.raises(ValueError, match="not a full critic folder"):
+        relayout_critic(tmp_path / "relaid-none", tmp_path / "x", caption_first=True)
 
 
 def test_deepened_critic_answers_exactly_as_before_and_its_new_layers_learn(

@@ -2,7 +2,13 @@
 
 import pytest
 
-from ipo_ray.critic.templates import format_answer, messages, pairwise_question, pointwise_question
+from ipo_ray.critic.templates import (
+    DESCRIBE_QUESTION,
+    format_answer,
+    messages,
+    pairwise_question,
+    pointwise_question,
+)
 from ipo_ray.vocab import DIMENSIONS
 
 
@@ -35,6 +41,19 @@ def test_pairwise_messages_label_videos_in_order() -> None:
     content = messages("q", 2)[0]["content"]
     assert [p["type"] for p in content] == ["text", "video", "text", "video", "text"]
     assert content[0]["text"] == "Video A:" and content[2]["text"] == "Video B:"
+
+
+@pytest.mark.parametrize("num_videos", [1, 2])
+def test_caption_first_moves_only_the_caption_line_before_the_videos(num_videos: int) -> None:
+    question = pairwise_question("A red circle moves left.", "semantic_consistency")
+    plain = messages(question, num_videos)[0]["content"]
+    first = messages(question, num_videos, caption_first=True)[0]["content"]
+    assert plain[-1]["text"] == question and plain[0] != first[0]
+    assert first[0] == {"type": "text", "text": 'Caption: "A red circle moves left."\n'}
+    assert first[1:-1] == plain[:-1]  # the videos (and their A/B labels) in the same order
+    assert first[0]["text"] + first[-1]["text"] == question  # nothing lost or added
+    # A question without a caption line (the describe task) keeps the usual layout.
+    assert messages(DESCRIBE_QUESTION, 1, caption_first=True) == messages(DESCRIBE_QUESTION, 1)
 
 
 def test_answer_formats() -> None:

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer
+
+from ipo_ray.critic.tokenizer import caption_first
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALLEST = [
@@ -104,9 +107,13 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
         "critic.train.deepen_layers=1",
         "critic.train.describe_first=true",
         "critic.train.mirror_pairs=true",
+        "critic.train.caption_first=true",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "job"
+    # The layout changed on the deepened copy and travels with the trained critic's tokenizer.
+    assert not caption_first(AutoTokenizer.from_pretrained(shipped))
+    assert caption_first(AutoTokenizer.from_pretrained(run / "critic"))
     descriptions = json.loads((run / "descriptions.json").read_text())
     assert len(descriptions) == 8 + 2 * 4 and all(descriptions.values())  # every clip, in the critic's words
     assert "pairwise/all" in done.stdout  # scored with chain-of-thought answers
@@ -118,10 +125,11 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
     assert training["descriptions_path"] == str(run / "descriptions.json")
 
 
-def test_deepening_an_adapter_exits_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["deepen_layers=1", "caption_first=true"])
+def test_deepening_or_relaying_an_adapter_exits_2(tmp_path: Path, key: str) -> None:
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    done = _run(f"run.root={tmp_path}", f"critic.train.init={adapter}", "critic.train.deepen_layers=1")
+    done = _run(f"run.root={tmp_path}", f"critic.train.init={adapter}", f"critic.train.{key}")
     assert done.returncode == 2
-    assert "critic.train.deepen_layers" in done.stderr and "adapter" in done.stderr
+    assert f"critic.train.{key.split('=')[0]}" in done.stderr and "adapter" in done.stderr

@@ -18,11 +18,11 @@ from pathlib import Path
 from ipo_ray.config import load_config
 from ipo_ray.critic.adapters import is_adapter
 from ipo_ray.critic.augment import DESCRIBE_FIRST_TOKENS
+from ipo_ray.critic.checkpoint import MANIFEST
 from ipo_ray.critic.evaluate import accuracy, format_table, greedy_verdicts, oracle_verdicts
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
-from ipo_ray.critic.train_loop import MANIFEST
 from ipo_ray.data import TableKind, is_committed, read_table
 from ipo_ray.world.build import render_settings
 

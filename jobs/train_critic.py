@@ -34,6 +34,7 @@ from ipo_ray.critic.augment import (
     with_descriptions,
     with_mirrored_pairs,
 )
+from ipo_ray.critic.checkpoint import MANIFEST
 from ipo_ray.critic.evaluate import (
     accuracy,
     format_table,
@@ -53,7 +54,8 @@ from ipo_ray.critic.model import (
 from ipo_ray.critic.probe import warm_up_vision
 from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out
 from ipo_ray.critic.tokenizer import caption_first
-from ipo_ray.critic.train_loop import MANIFEST, TrainPlan, fit_with_ray, train_critic
+from ipo_ray.critic.train_loop import TrainPlan, train_critic
+from ipo_ray.critic.train_ray import fit_with_ray
 from ipo_ray.data import TableKind, is_committed, read_table
 from ipo_ray.world.build import render_settings, seed_set
 from ipo_ray.world.render import RenderSettings

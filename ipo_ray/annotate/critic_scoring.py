@@ -15,9 +15,9 @@ from typing import Any
 from ipo_ray.annotate.store import CriticVerdict
 from ipo_ray.annotate.tasks import Task
 from ipo_ray.critic import judge
+from ipo_ray.critic.checkpoint import MANIFEST
 from ipo_ray.critic.client import CriticClient
 from ipo_ray.critic.sft import FrameCache
-from ipo_ray.critic.train_loop import MANIFEST
 from ipo_ray.critic.voting import vote
 from ipo_ray.vocab import DIMENSIONS
 

@@ -23,7 +23,7 @@ from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 from ipo_ray.critic.judge import CriticBackend, CriticRequest
 from ipo_ray.critic.parity import verdict_ids_after_marker, verdict_token_ids
 from ipo_ray.critic.parse import parse_answer
-from ipo_ray.critic.sft import SftExample, collate, encode, model_device
+from ipo_ray.critic.sft import SftExample, answer_loss, collate, encode, model_device
 from ipo_ray.critic.templates import ANSWER_MARKER
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_frames
@@ -176,3 +176,41 @@ def _metric_order(name: str) -> tuple[int, int]:
     kind, _, dim = name.partition("/")
     dims = [*DIMENSIONS, "mean", "all"]
     return (0 if kind == "pointwise" else 1, dims.index(dim) if dim in dims else len(dims))
+
+
+VIDEO_CHECK_ROWS = 64  # held-out rows of the video-reliance check at each evaluation
+
+
+@torch.inference_mode()
+def video_reliance(
+    model: torch.nn.Module,
+    processor: Qwen2VLProcessor,
+    examples: Sequence[SftExample],
+    frames: Frames,
+    with_reasons: bool = True,
+) -> tuple[float, float]:
+    """Answer loss per token on `examples` with their own videos, and with each row's videos
+    taken from the next row (a shuffle that changes every video).
+
+    A critic that reads the video has a clearly higher loss on shuffled videos; equal losses mean
+    it answers from the text alone (the failure `sft.describe_examples` exists to prevent).
+
+    Returns:
+        (right, shuffled); NaN, NaN for fewer than two examples.
+    """
+    if len(examples) < 2:
+        return float("nan"), float("nan")
+    pad, merge = processor.tokenizer.pad_token_id, model.config.vision_config.spatial_merge_size
+    result = []
+    for shift in (0, 1):
+        total, weight = 0.0, 0.0
+        for first in range(0, len(examples), 32):
+            batch = []
+            for i in range(first, min(first + 32, len(examples))):
+                e, donor = examples[i], examples[(i + shift) % len(examples)]
+                paths = [donor.video_paths[k % len(donor.video_paths)] for k in range(len(e.video_paths))]
+                batch.append(encode(processor, e, [frames(p) for p in paths], True, with_reasons))
+            loss, w = answer_loss(model, collate(batch, pad, merge, model_device(model)))
+            total, weight = total + loss.item(), weight + w
+        result.append(total / weight)
+    return result[0], result[1]

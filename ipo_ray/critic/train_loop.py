@@ -4,25 +4,15 @@
 critic's own sampled answers, `srpo.py`/`srpo_train.py`): it reads a labels table, splits
 off held-out items, trains the critic folder it starts from (all weights, or LoRA adapters merged
 on save), evaluates held-out first-token verdicts every ``eval_every`` steps, and writes a
-versioned checkpoint folder that `load_critic` and `VllmBackend` both load. `fit_with_ray` runs the
-same function on N Ray Train workers (gloo on CPU): every worker reads the same table and takes
-its slice of each global batch; gradients and the answer-token count are all-reduced, so N workers
-× B/N examples take exactly the step 1 worker × B takes (tests/critic/test_critic_train_ray.py).
-
-The checkpoint folder (written atomically by rank 0, replaced at every evaluation):
-    config.json, model.safetensors, generation_config.json   the critic, fp32
-    tokenizer*, processor/video/chat-template files         `model.build_processor`'s, unchanged
-    critic_manifest.json    version, parent, data, training settings, metrics history
+versioned checkpoint folder (`checkpoint.py`, replaced at every evaluation) that `load_critic` and
+`VllmBackend` both load. `train_ray.fit_with_ray` runs the same function on N Ray Train workers.
 """
 
-import copy
 import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +22,14 @@ import torch.distributed as dist
 
 from ipo_ray.critic.adapters import AdapterInfo, is_adapter, read_adapter
 from ipo_ray.critic.augment import with_descriptions, with_mirrored_pairs
-from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdicts
+from ipo_ray.critic.checkpoint import save_checkpoint
+from ipo_ray.critic.evaluate import (
+    VIDEO_CHECK_ROWS,
+    accuracy,
+    first_token_verdicts,
+    oracle_verdicts,
+    video_reliance,
+)
 from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.probe import VerdictProbe
 from ipo_ray.critic.sft import (
@@ -44,7 +41,6 @@ from ipo_ray.critic.sft import (
     describe_examples,
     encode,
     examples_from_labels,
-    model_device,
     split_held_out,
 )
 from ipo_ray.critic.srpo import read_pairs
@@ -52,7 +48,6 @@ from ipo_ray.critic.srpo_train import SrpoStepStats, srpo_metrics, srpo_term
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.world.render import RenderSettings
 
-MANIFEST = "critic_manifest.json"
 # LoRA goes on the language model's projections: the vision tower and merger stay as trained.
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
@@ -345,44 +340,6 @@ def _with_lora(model: torch.nn.Module, plan: TrainPlan, adapter: AdapterInfo | N
     return get_peft_model(model, config)
 
 
-VIDEO_CHECK_ROWS = 64  # held-out rows of the video-reliance check at each evaluation
-
-
-@torch.inference_mode()
-def video_reliance(
-    model: torch.nn.Module,
-    processor: Any,
-    examples: list[SftExample],
-    frames: FrameCache,
-    with_reasons: bool = True,
-) -> tuple[float, float]:
-    """Answer loss per token on `examples` with their own videos, and with each row's videos
-    taken from the next row (a shuffle that changes every video).
-
-    A critic that reads the video has a clearly higher loss on shuffled videos; equal losses mean
-    it answers from the text alone (the failure `sft.describe_examples` exists to prevent).
-
-    Returns:
-        (right, shuffled); NaN, NaN for fewer than two examples.
-    """
-    if len(examples) < 2:
-        return float("nan"), float("nan")
-    pad, merge = processor.tokenizer.pad_token_id, model.config.vision_config.spatial_merge_size
-    result = []
-    for shift in (0, 1):
-        total, weight = 0.0, 0.0
-        for first in range(0, len(examples), 32):
-            batch = []
-            for i in range(first, min(first + 32, len(examples))):
-                e, donor = examples[i], examples[(i + shift) % len(examples)]
-                paths = [donor.video_paths[k % len(donor.video_paths)] for k in range(len(e.video_paths))]
-                batch.append(encode(processor, e, [frames(p) for p in paths], True, with_reasons))
-            loss, w = answer_loss(model, collate(batch, pad, merge, model_device(model)))
-            total, weight = total + loss.item(), weight + w
-        result.append(total / weight)
-    return result[0], result[1]
-
-
 class _Evaluator:
     """Held-out rows (at most `eval_max`, a fixed sample) with their oracle verdicts, computed once."""
 
@@ -416,141 +373,3 @@ class _Evaluator:
                 f"critic/oracle/{k}": v for k, v in accuracy(self.examples, predicted, self.oracle).items()
             }
         return out
-
-
-def save_checkpoint(
-    model: torch.nn.Module,
-    processor: Any,
-    plan: TrainPlan,
-    history: list[dict[str, float]],
-    rows_train: int,
-    rows_held: int,
-) -> Path:
-    """Writes the critic folder atomically: a temporary sibling, then renamed over `plan.out_dir`.
-
-    A LoRA model is saved merged (a copy is merged, training continues on the adapters), so the
-    checkpoint is a plain Qwen2-VL folder that vLLM loads without adapter support; with
-    ``save_adapter`` the adapter alone is saved instead (peft's folder, its base the init folder), a
-    version the critic app serves on its base's engine (`ipo_ray.critic.adapters`).
-    """
-    out = Path(plan.out_dir)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if plan.lora and plan.save_adapter:
-        model.save_pretrained(tmp)  # adapter_config.json (base: the init folder) and adapter weights
-    else:
-        plain = copy.deepcopy(model).merge_and_unload() if plan.lora else model
-        plain.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    parent = _read_manifest_version(plan.init_dir)
-    manifest = {
-        "version": plan.version,
-        "parent": parent,
-        "data": {
-            "labels": str(Path(plan.labels_path).resolve()),
-            "rows_train": rows_train,
-            "rows_held_out": rows_held,
-        },
-        "training": asdict(plan) | {"init_dir": str(plan.init_dir)},
-        "num_frames": plan.num_frames,
-        "metrics": history[-1] if history else {},
-        "history": history,
-    }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
-
-
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A checkpoint folder's manifest.
-
-    Raises:
-        FileNotFoundError: no such folder or no manifest in it (not a trained critic).
-    """
-    file = Path(path) / MANIFEST
-    if not file.is_file():
-        raise FileNotFoundError(f"{path}: no {MANIFEST}; not a critic checkpoint written by train_critic")
-    return json.loads(file.read_text())
-
-
-def _read_manifest_version(path: str) -> str | None:
-    file = Path(path) / MANIFEST
-    return json.loads(file.read_text())["version"] if file.is_file() else None
-
-
-def worker_resources(workers: int, cpus: float, gpus: float) -> tuple[dict[str, Any], str]:
-    """Ray Train's ``ScalingConfig`` arguments and the process-group backend for the workers.
-
-    Raises:
-        ValueError: no CPUs, or negative GPUs.
-    """
-    if cpus <= 0 or gpus < 0:
-        raise ValueError(f"workers need CPUs > 0 and GPUs >= 0, got {cpus} CPUs and {gpus} GPUs")
-    resources = {"CPU": cpus} | ({"GPU": gpus} if gpus else {})
-    scaling = {"num_workers": workers, "use_gpu": gpus > 0, "resources_per_worker": resources}
-    return scaling, "nccl" if gpus > 0 else "gloo"
-
-
-def _ray_worker(config: dict[str, Any]) -> None:
-    import ray.train
-    import ray.train.torch
-
-    ctx = ray.train.get_context()
-    plan = TrainPlan(**config["plan"])
-    if config.get("use_gpu"):
-        plan = replace(plan, device=str(ray.train.torch.get_device()))
-    # Ray Train v2's report is collective: every rank calls it at each evaluation.
-    train_critic(plan, ctx.get_world_rank(), ctx.get_world_size(), ray.train.report)
-
-
-def fit_with_ray(
-    plan: TrainPlan,
-    workers: int,
-    cpus_per_worker: float,
-    storage_path: str,
-    name: str = "critic-sft",
-    max_failures: int = 0,
-    gpus_per_worker: float = 0.0,
-) -> dict[str, float]:
-    """Runs `train_critic` on `workers` Ray Train workers on the connected Ray cluster: gloo on
-    CPUs, or NCCL with each worker on the GPU Ray Train assigns it.
-
-    Args:
-        plan: The run; paths must be readable by every worker (one machine, or shared storage).
-        workers: Worker count; `plan.batch_size` must divide by it.
-        cpus_per_worker: Fractional CPUs per worker (2 cores shared by training, critic and
-            generator deadlock otherwise: ../shared/notes/cpu-stack.md).
-        storage_path: Where Ray Train keeps its run records (the critic goes to `plan.out_dir`).
-        name: Ray Train run name.
-        max_failures: Worker-group restarts after a failure; a restart trains again from
-            `plan.init_dir` (no mid-run checkpoint), so it suits short runs such as a refresh.
-        gpus_per_worker: GPUs each worker holds; > 0 trains on GPUs (the plan's device is set per
-            worker), 0 on CPUs.
-
-    Returns:
-        The last evaluation's metrics (rank 0's, from the checkpoint manifest).
-    """
-    import ray.train
-    import ray.train.torch
-
-    if plan.batch_size % workers:
-        raise ValueError(f"batch_size {plan.batch_size} must be a multiple of workers ({workers})")
-    scaling, backend = worker_resources(workers, cpus_per_worker, gpus_per_worker)
-    trainer = ray.train.torch.TorchTrainer(
-        _ray_worker,
-        train_loop_config={"plan": asdict(plan), "use_gpu": scaling["use_gpu"]},
-        scaling_config=ray.train.ScalingConfig(**scaling),
-        torch_config=ray.train.torch.TorchConfig(backend=backend),
-        run_config=ray.train.RunConfig(
-            name=name,
-            storage_path=storage_path,
-            failure_config=ray.train.FailureConfig(max_failures=max_failures),
-        ),
-    )
-    trainer.fit()
-    # Rank 0's manifest is the record (Ray Train v2 keeps metrics only with reported checkpoints).
-    return read_manifest(plan.out_dir)["metrics"]

@@ -2,7 +2,7 @@
 
 Per round: the round's voted labels whose certainty reaches ``critic.certainty_threshold`` become
 pseudo-labels (the preference-certainty filter); the current critic is fine-tuned on them with Ray
-Train (`ipo_ray.critic.train_loop.fit_with_ray`); both critics are scored on a held-out seed set
+Train (`ipo_ray.critic.train_ray.fit_with_ray`); both critics are scored on a held-out seed set
 (built once per run, from a seed the critic never trained on); the new one is kept unless its
 held-out accuracy drops by more than ``loop.srpo.keep_tolerance``, and is then registered in the
 running critic app, which loads it beside the old one while requests keep being answered.
@@ -29,7 +29,8 @@ from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.serve.versions import register_version
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
 from ipo_ray.critic.srpo import srpo_pairs, write_pairs
-from ipo_ray.critic.train_loop import TrainPlan, fit_with_ray
+from ipo_ray.critic.train_loop import TrainPlan
+from ipo_ray.critic.train_ray import fit_with_ray
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_table, write_table
 from ipo_ray.loop.stages import LABEL, REFRESH, RoundContext, StageResult

@@ -15,6 +15,7 @@ from ipo_ray.critic.augment import (
     with_descriptions,
     with_mirrored_pairs,
 )
+from ipo_ray.critic.checkpoint import read_manifest
 from ipo_ray.critic.evaluate import first_token_verdicts
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
@@ -23,7 +24,7 @@ from ipo_ray.critic.parity import verdict_ids_after_marker
 from ipo_ray.critic.parse import parse_answer
 from ipo_ray.critic.sft import FrameCache, SftExample, encode
 from ipo_ray.critic.templates import ANSWER_MARKER
-from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic
+from ipo_ray.critic.train_loop import TrainPlan, train_critic
 
 NUM_FRAMES = 16
 

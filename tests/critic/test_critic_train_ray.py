@@ -7,9 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ipo_ray.critic.checkpoint import read_manifest
 from ipo_ray.critic.model import build_critic, load_critic
 from ipo_ray.critic.sft import examples_from_labels
-from ipo_ray.critic.train_loop import TrainPlan, fit_with_ray, read_manifest, train_critic
+from ipo_ray.critic.train_loop import TrainPlan, train_critic
+from ipo_ray.critic.train_ray import fit_with_ray
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.world.annotators import make_annotators
 from ipo_ray.world.render import RenderSettings
@@ -102,7 +104,7 @@ def test_srpo_two_workers_match_one(
 
 
 def test_gpu_workers_get_nccl_and_a_gpu_each_cpu_workers_gloo() -> None:
-    from ipo_ray.critic.train_loop import worker_resources
+    from ipo_ray.critic.train_ray import worker_resources
 
     scaling, backend = worker_resources(2, 4.0, 1.0)
     assert backend == "nccl" and scaling == {

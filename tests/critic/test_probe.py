@@ -9,10 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ipo_ray.critic.checkpoint import read_manifest
 from ipo_ray.critic.model import CriticArchitecture, build_critic, load_critic
 from ipo_ray.critic.probe import PAIR_CLASSES, POINT_CLASSES, VerdictProbe, verdict_targets, warm_up_vision
 from ipo_ray.critic.sft import FrameCache, SftExample, answer_loss, collate, encode
-from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic
+from ipo_ray.critic.train_loop import TrainPlan, train_critic
 from ipo_ray.vocab import DIMENSIONS
 
 NUM_FRAMES = 4

@@ -8,6 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from ipo_ray.critic.adapters import read_adapter
+from ipo_ray.critic.checkpoint import read_manifest
+from ipo_ray.critic.evaluate import video_reliance
 from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.sft import (
     IGNORE,
@@ -22,7 +24,7 @@ from ipo_ray.critic.sft import (
     examples_from_labels,
     split_held_out,
 )
-from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic, video_reliance
+from ipo_ray.critic.train_loop import TrainPlan, train_critic
 from ipo_ray.data import TableKind, empty_table, read_table
 
 NUM_FRAMES = 4  # the world's clip length: short prompts keep these tests fast

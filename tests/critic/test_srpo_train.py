@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from ipo_ray.critic.checkpoint import read_manifest
 from ipo_ray.critic.model import build_critic, load_critic
 from ipo_ray.critic.sft import FrameCache
 from ipo_ray.critic.srpo import SrpoPair, read_pairs
 from ipo_ray.critic.srpo_train import SrpoTerm
-from ipo_ray.critic.train_loop import TrainPlan, read_manifest, train_critic
+from ipo_ray.critic.train_loop import TrainPlan, train_critic
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.data import columns as col
 

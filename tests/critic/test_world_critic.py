@@ -16,13 +16,13 @@ import pytest
 import torch
 
 import ipo_ray
+from ipo_ray.critic.checkpoint import read_manifest
 from ipo_ray.critic.evaluate import accuracy, greedy_verdicts, majority_baseline, oracle_verdicts
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import CriticRequest, SamplingConfig
 from ipo_ray.critic.parity import transformers_logprobs, verdict_token_ids, vllm_logprobs
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
 from ipo_ray.critic.templates import pairwise_question, pointwise_question
-from ipo_ray.critic.train_loop import read_manifest
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.vocab import DIMENSIONS
 from ipo_ray.world.annotators import make_annotators

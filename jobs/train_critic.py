@@ -112,6 +112,11 @@ def main() -> None:
     # World labels come with a prompts table of specs beside them: then the oracle judges too.
     if is_committed(labels_path.with_name("prompts.parquet")):
         prompts_path = labels_path.with_name("prompts.parquet")
+    if t.contrast_pairs and prompts_path is None:
+        parser.exit(
+            2,
+            f"{parser.prog}: critic.train.contrast_pairs: no prompts table with specs beside {labels_path}\n",
+        )
     examples = examples_from_labels(read_table(labels_path, TableKind.LABELS))
 
     # 2. The critic to start from.
@@ -182,6 +187,8 @@ def main() -> None:
         verdict_weight=t.verdict_weight,
         describe_share=t.describe_share,
         mirror_pairs=t.mirror_pairs,
+        contrast_pairs=t.contrast_pairs,
+        contrast_kind=t.contrast_kind,
         descriptions_path=str(descriptions_path) if descriptions_path else None,
         probe_weight=t.probe_weight,
         srpo_pairs_path=t.srpo_pairs,

@@ -114,6 +114,24 @@ class CriticTrainConfig(Section):
             "The SRPO refresh, which starts from a trained critic, does not use it."
         ),
     )
+    contrast_pairs: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Caption-contrast pairs to add to training (critic/contrast.py): two training clips the "
+            "annotators found semantically Good whose prompts differ in one colour, shape or action, "
+            "asked which matches one clip's caption; the answer holds by construction. Needs the "
+            "prompts table with specs beside the labels (world seed sets have one); 0 = none."
+        ),
+    )
+    contrast_kind: Literal["pointwise", "pairwise"] = Field(
+        "pointwise",
+        description=(
+            "The contrast questions: pointwise = one clip asked with its neighbour's caption, answered "
+            "Bad (the clip's own Good row stays, so only comparing video with caption fits both); "
+            "pairwise = both clips asked with one clip's caption, that clip preferred (never a tie)."
+        ),
+    )
     mirror_pairs: bool = Field(
         False,
         description="Also train each pairwise label with videos A and B swapped (and A/B in its verdict and "

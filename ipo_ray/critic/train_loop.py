@@ -23,6 +23,7 @@ import torch.distributed as dist
 from ipo_ray.critic.adapters import AdapterInfo, is_adapter, read_adapter
 from ipo_ray.critic.augment import with_descriptions, with_mirrored_pairs
 from ipo_ray.critic.checkpoint import save_checkpoint
+from ipo_ray.critic.contrast import caption_contrast_pairs, specs_by_caption
 from ipo_ray.critic.evaluate import (
     VIDEO_CHECK_ROWS,
     accuracy,
@@ -67,6 +68,10 @@ class TrainPlan:
         describe_share: Share of each batch given to the describe task (`sft.describe_examples` over
             the training videos); 0 = labels only. Critics trained from scratch need it.
         mirror_pairs: Also train every pairwise row with its videos swapped (`augment.mirrored`).
+        contrast_pairs: Add this many caption-contrast pairs (`contrast.caption_contrast_pairs`)
+            from the training split; needs `prompts_path` (its specs).
+        contrast_kind: Their question: ``"pointwise"`` (a clip under its neighbour's caption, Bad)
+            or ``"pairwise"`` (both clips under one caption).
         descriptions_path: JSON {video path: the critic's own description} (`augment.self_descriptions`);
             set = describe-first: every question trains and evaluates with those as its
             chain-of-thought (`augment.with_descriptions`). None = direct answers.
@@ -103,6 +108,8 @@ class TrainPlan:
     verdict_weight: float = 1.0
     describe_share: float = 0.0
     mirror_pairs: bool = False
+    contrast_pairs: int = 0
+    contrast_kind: str = "pointwise"
     descriptions_path: str | None = None
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -167,6 +174,11 @@ def train_critic(
     train, held = split_held_out(examples, plan.held_out, plan.seed)
     if plan.mirror_pairs:  # after the split: a held-out pair is never trained on in either order
         train = with_mirrored_pairs(train)
+    if plan.contrast_pairs:  # from training clips only, like the mirrors
+        if plan.prompts_path is None:
+            raise ValueError("contrast_pairs needs prompts_path: a prompts table with the captions' specs")
+        specs = specs_by_caption(read_table(plan.prompts_path, TableKind.PROMPTS).to_pylist())
+        train += caption_contrast_pairs(train, specs, plan.contrast_pairs, plan.seed, plan.contrast_kind)
     num_describe = round(plan.batch_size * plan.describe_share)
     num_labels = plan.batch_size - num_describe
     if not 0 <= plan.describe_share < 1 or num_labels < 1:

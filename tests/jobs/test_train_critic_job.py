@@ -88,6 +88,14 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, override: str, messag
     assert not any(tmp_path.iterdir())  # refused before any work
 
 
+def test_contrast_pairs_without_specs_exit_2(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.parquet"  # no prompts table beside it: checked before anything is read
+    done = _run(f"run.root={tmp_path}", f"critic.train.labels={labels}", "critic.train.contrast_pairs=8")
+    assert done.returncode == 2
+    assert "critic.train.contrast_pairs" in done.stderr and "specs" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
+
+
 def test_missing_init_folder_exits_2(tmp_path: Path) -> None:
     done = _run(f"run.root={tmp_path}", f"critic.train.init={tmp_path / 'nope'}", *SMALLEST)
     assert done.returncode == 2
@@ -108,6 +116,7 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
         "critic.train.describe_first=true",
         "critic.train.mirror_pairs=true",
         "critic.train.caption_first=true",
+        "critic.train.contrast_pairs=4",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "job"
@@ -122,6 +131,7 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
     assert config["text_config"]["num_hidden_layers"] == depth + 1
     training = json.loads((run / "critic" / "critic_manifest.json").read_text())["training"]
     assert training["mirror_pairs"] is True
+    assert training["contrast_pairs"] == 4
     assert training["descriptions_path"] == str(run / "descriptions.json")
 
 

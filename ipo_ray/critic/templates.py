@@ -113,9 +113,10 @@ def messages(question: str, num_videos: int, caption_first: bool = False) -> lis
         caption_first: Put the question's caption line before the videos (the rest stays after).
             Under causal attention the video tokens can then attend to the caption, so a small
             language model can compare each part of the video with the words it should show
-            instead of holding caption and video together at the answer's position. A property of
-            the critic, fixed at training (`tokenizer.prompt_layout`); questions without a caption
-            line (the describe task) are unchanged.
+            instead of holding caption and video together at the answer's position (measured on
+            the world critic: no difference; its README). A property of the critic, fixed at
+            training (`tokenizer.caption_first`); questions without a caption line (the describe
+            task) are unchanged.
 
     Returns:
         ``[{"role": "user", "content": [...]}]`` for ``apply_chat_template``.

@@ -21,12 +21,13 @@ import argparse
 import json
 import os
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
 from ipo_ray.config import ConfigError, add_config_args, config_from_args
+from ipo_ray.config.critic_train import CriticTrainConfig
 from ipo_ray.critic.adapters import is_adapter
 from ipo_ray.critic.augment import (
     DESCRIBE_FIRST_TOKENS,
@@ -175,7 +176,7 @@ def main() -> None:
         descriptions_path.write_text(json.dumps(described, indent=0))
         print(f"describe-first: {len(described)} videos described by {init_dir} in {descriptions_path}")
 
-    # 3. Train (Ray Train workers or this process).
+    # 3. Train (Ray Train workers or this process): the contrast warm-up, if any, then SFT.
     settings = render_settings(cfg.world.render)
     plan = TrainPlan(
         init_dir=str(init_dir),
@@ -214,15 +215,25 @@ def main() -> None:
         prompts_path=str(prompts_path) if prompts_path else None,
         render={f.name: getattr(settings, f.name) for f in fields(RenderSettings)},
     )
-    if t.runner == "local":
-        train_critic(plan, report=lambda m: print(_progress(m), flush=True))
-    else:
-        import ray
-
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local clusters: no token (notes, Ray 2.60)
-        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=True)
-        storage = str((run_dir / "ray").resolve())
-        fit_with_ray(plan, t.workers, t.cpus_per_worker, storage, gpus_per_worker=t.gpus_per_worker)
+    contrast_warmup = None
+    if t.contrast_warmup_steps:
+        warm = replace(
+            plan,
+            out_dir=str(run_dir / "contrast-warm"),
+            version=f"{t.version}-contrast-warm",
+            contrast_only=True,
+            steps=t.contrast_warmup_steps,
+            minutes=None,
+            eval_every=t.contrast_warmup_steps,  # one evaluation, at the end
+            describe_share=0.0,
+            probe_weight=0.0,
+            srpo_pairs_path=None,
+            save_adapter=False,  # SFT continues from a full folder
+        )
+        print(f"contrast warm-up: {t.contrast_warmup_steps} steps on contrasts only, into {warm.out_dir}")
+        contrast_warmup = _fit(warm, t, run_dir / "ray", "critic-contrast-warm")
+        plan = replace(plan, init_dir=warm.out_dir)
+    _fit(plan, t, run_dir / "ray", "critic-sft")
     train_minutes = (time.perf_counter() - start) / 60
 
     # 4. Held-out accuracy of greedy answers, against the labels and (world data) the oracle.
@@ -246,6 +257,8 @@ def main() -> None:
     results["baseline:labels"] = accuracy(held, baseline, labels)
     manifest_file = out_dir / MANIFEST
     manifest = json.loads(manifest_file.read_text())
+    if contrast_warmup is not None:
+        manifest["contrast_warmup"] = {"steps": t.contrast_warmup_steps, "evaluation": contrast_warmup}
     if warmup_loss is not None:
         manifest["vision_warmup"] = {"steps": t.vision_warmup_steps, "probe_loss": warmup_loss}
     manifest["evaluation"] = {"held_out_rows": len(held), "greedy": results, "train_minutes": train_minutes}
@@ -255,6 +268,19 @@ def main() -> None:
         f"critic {t.version} ({reasons}) in {out_dir}: {len(held)} held-out labels, {train_minutes:.1f} min"
     )
     print(format_table(results))
+
+
+def _fit(plan: TrainPlan, t: CriticTrainConfig, storage: Path, name: str) -> dict[str, float]:
+    """Runs `plan` on the configured runner; returns its last evaluation's metrics."""
+    if t.runner == "local":
+        return train_critic(plan, report=lambda m: print(_progress(m), flush=True))
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local clusters: no token (notes, Ray 2.60)
+    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=True)
+    return fit_with_ray(
+        plan, t.workers, t.cpus_per_worker, str(storage), name, gpus_per_worker=t.gpus_per_worker
+    )
 
 
 def _reads_caption_first(critic_dir: Path) -> bool:
@@ -271,6 +297,8 @@ def _progress(metrics: dict[str, float]) -> str:
         "train/loss",
         "critic/oracle/pointwise/mean",
         "critic/oracle/pairwise/all",
+        "critic/contrast/pointwise",
+        "critic/contrast/pairwise",
         "critic/answer_loss/right_video",
         "critic/answer_loss/shuffled_video",
     )

@@ -124,12 +124,23 @@ class CriticTrainConfig(Section):
             "prompts table with specs beside the labels (world seed sets have one); 0 = none."
         ),
     )
-    contrast_kind: Literal["pointwise", "pairwise"] = Field(
+    contrast_kind: Literal["pointwise", "pairwise", "both"] = Field(
         "pointwise",
         description=(
             "The contrast questions: pointwise = one clip asked with its neighbour's caption, answered "
             "Bad (the clip's own Good row stays, so only comparing video with caption fits both); "
-            "pairwise = both clips asked with one clip's caption, that clip preferred (never a tie)."
+            "pairwise = both clips asked with one clip's caption, that clip preferred, plus a tie of the "
+            "same make (both asked with a third caption, or a clip beside itself); both = the two."
+        ),
+    )
+    contrast_warmup_steps: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Steps of the contrast warm-up before SFT: training on the contrast_pairs and their clips' "
+            "own semantic rows only, on the same runner, lr and batch as SFT. Mixed into all labels the "
+            "contrasts are too few to be learned; alone they teach the critic to compare the video with "
+            "the caption's words (world critic README). Needs contrast_pairs > 0; 0 = no warm-up."
         ),
     )
     mirror_pairs: bool = Field(
@@ -217,5 +228,7 @@ class CriticTrainConfig(Section):
             problems.append(("deepen_layers", "new layers must train in full; set lora: false"))
         if self.save_adapter and not (self.lora and self.init):
             problems.append(("save_adapter", "an adapter needs lora: true and init (its base critic folder)"))
+        if self.contrast_warmup_steps and not self.contrast_pairs:
+            problems.append(("contrast_warmup_steps", "trains on contrasts; set contrast_pairs > 0"))
         raise_problems(problems)
         return self

@@ -23,14 +23,8 @@ import torch.distributed as dist
 from ipo_ray.critic.adapters import AdapterInfo, is_adapter, read_adapter
 from ipo_ray.critic.augment import with_descriptions, with_mirrored_pairs
 from ipo_ray.critic.checkpoint import save_checkpoint
-from ipo_ray.critic.contrast import caption_contrast_pairs, specs_by_caption
-from ipo_ray.critic.evaluate import (
-    VIDEO_CHECK_ROWS,
-    accuracy,
-    first_token_verdicts,
-    oracle_verdicts,
-    video_reliance,
-)
+from ipo_ray.critic.contrast import caption_contrast_pairs, own_rows, specs_by_caption
+from ipo_ray.critic.held_out import HeldOutEvaluator, WorldCheck
 from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.probe import VerdictProbe
 from ipo_ray.critic.sft import (
@@ -49,6 +43,8 @@ from ipo_ray.critic.srpo_train import SrpoStepStats, srpo_metrics, srpo_term
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.world.render import RenderSettings
 
+# Held-out contrast pairs checked at each evaluation (each gives a pointwise row, a preference and a tie).
+CONTRAST_CHECK_PAIRS = 100
 # LoRA goes on the language model's projections: the vision tower and merger stay as trained.
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
@@ -70,8 +66,10 @@ class TrainPlan:
         mirror_pairs: Also train every pairwise row with its videos swapped (`augment.mirrored`).
         contrast_pairs: Add this many caption-contrast pairs (`contrast.caption_contrast_pairs`)
             from the training split; needs `prompts_path` (its specs).
-        contrast_kind: Their question: ``"pointwise"`` (a clip under its neighbour's caption, Bad)
-            or ``"pairwise"`` (both clips under one caption).
+        contrast_kind: Their question: ``"pointwise"`` (a clip under its neighbour's caption, Bad),
+            ``"pairwise"`` (both clips under one caption, and a tie of the same make) or ``"both"``.
+        contrast_only: Train on the contrasts and their clips' own semantic rows only (the job's
+            contrast warm-up), instead of adding the contrasts to all training rows.
         descriptions_path: JSON {video path: the critic's own description} (`augment.self_descriptions`);
             set = describe-first: every question trains and evaluates with those as its
             chain-of-thought (`augment.with_descriptions`). None = direct answers.
@@ -110,6 +108,7 @@ class TrainPlan:
     mirror_pairs: bool = False
     contrast_pairs: int = 0
     contrast_kind: str = "pointwise"
+    contrast_only: bool = False
     descriptions_path: str | None = None
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -174,11 +173,21 @@ def train_critic(
     train, held = split_held_out(examples, plan.held_out, plan.seed)
     if plan.mirror_pairs:  # after the split: a held-out pair is never trained on in either order
         train = with_mirrored_pairs(train)
+    held_contrasts: list[SftExample] = []  # evaluation only: is the comparison learned, not memorised?
     if plan.contrast_pairs:  # from training clips only, like the mirrors
         if plan.prompts_path is None:
             raise ValueError("contrast_pairs needs prompts_path: a prompts table with the captions' specs")
         specs = specs_by_caption(read_table(plan.prompts_path, TableKind.PROMPTS).to_pylist())
-        train += caption_contrast_pairs(train, specs, plan.contrast_pairs, plan.seed, plan.contrast_kind)
+        held_contrasts = caption_contrast_pairs(held, specs, CONTRAST_CHECK_PAIRS, plan.seed, "both")
+        contrasts = caption_contrast_pairs(train, specs, plan.contrast_pairs, plan.seed, plan.contrast_kind)
+        if plan.contrast_only and not contrasts:
+            raise ValueError(
+                f"no caption-contrast pairs in the {len(train)} training rows: no two clips judged "
+                "semantically Good have prompts that differ in one colour, shape or action"
+            )
+        # Contrast-only (the job's contrast warm-up): the clips' own rows first, so that a describe
+        # row, if any, takes a video's own caption, never the one it was contrasted with.
+        train = own_rows(train, contrasts) + contrasts if plan.contrast_only else train + contrasts
     num_describe = round(plan.batch_size * plan.describe_share)
     num_labels = plan.batch_size - num_describe
     if not 0 <= plan.describe_share < 1 or num_labels < 1:
@@ -229,7 +238,13 @@ def train_critic(
                 cache[i] = encode(processor, e, [frames(p) for p in e.video_paths], True, plan.with_reasons)
         return collate([cache[i] for i in indices], pad, merge, device)
 
-    evaluator = _Evaluator(plan, held, frames) if rank == 0 else None
+    evaluator = (
+        HeldOutEvaluator(
+            held, frames, plan.seed, plan.with_reasons, plan.eval_max, _world(plan), held_contrasts
+        )
+        if rank == 0
+        else None
+    )
     per_worker = plan.batch_size // world_size
     start, step, epoch = time.perf_counter(), 0, 0
     losses: list[float] = []
@@ -340,6 +355,13 @@ def _all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
         offset += n
 
 
+def _world(plan: TrainPlan) -> WorldCheck | None:
+    """What the evaluator needs to judge against the oracle, for world labels (a prompts table)."""
+    if plan.prompts_path is None:
+        return None
+    return WorldCheck(plan.prompts_path, RenderSettings(**plan.render))
+
+
 def _with_lora(model: torch.nn.Module, plan: TrainPlan, adapter: AdapterInfo | None) -> torch.nn.Module:
     """`model` with trainable LoRA adapters: `adapter`'s (its own rank) or new ones of `plan`'s rank."""
     from peft import LoraConfig, PeftModel, get_peft_model  # full fine-tuning never needs peft
@@ -350,38 +372,3 @@ def _with_lora(model: torch.nn.Module, plan: TrainPlan, adapter: AdapterInfo | N
         r=plan.lora_rank, lora_alpha=plan.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS
     )
     return get_peft_model(model, config)
-
-
-class _Evaluator:
-    """Held-out rows (at most `eval_max`, a fixed sample) with their oracle verdicts, computed once."""
-
-    def __init__(self, plan: TrainPlan, held: list[SftExample], frames: FrameCache) -> None:
-        rng = np.random.default_rng(plan.seed)
-        keep = sorted(rng.permutation(len(held))[: plan.eval_max]) if held else []
-        self.examples = [held[i] for i in keep]
-        self.frames = frames
-        self.with_reasons = plan.with_reasons
-        self.oracle = None
-        if plan.prompts_path and self.examples:
-            prompts = read_table(plan.prompts_path, TableKind.PROMPTS)
-            self.oracle = oracle_verdicts(self.examples, prompts, RenderSettings(**plan.render))
-
-    def __call__(self, model: torch.nn.Module, processor: Any) -> dict[str, float]:
-        if not self.examples:
-            return {}
-        predicted = first_token_verdicts(model, processor, self.examples, self.frames)
-        checked = self.examples[:VIDEO_CHECK_ROWS]
-        right, shuffled = video_reliance(model, processor, checked, self.frames, self.with_reasons)
-        out = {
-            "critic/answer_loss/right_video": right,
-            "critic/answer_loss/shuffled_video": shuffled,
-        }
-        out |= {
-            f"critic/labels/{k}": v
-            for k, v in accuracy(self.examples, predicted, [e.verdict for e in self.examples]).items()
-        }
-        if self.oracle is not None:
-            out |= {
-                f"critic/oracle/{k}": v for k, v in accuracy(self.examples, predicted, self.oracle).items()
-            }
-        return out

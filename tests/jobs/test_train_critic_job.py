@@ -79,6 +79,7 @@ def test_ray_workers_find_a_run_root_given_relative_to_the_job(tmp_path: Path) -
         ("critic.train.lrr=1", "critic.train.lrr: unknown key (did you mean 'lr'?"),
         ("critic.train.batch_size=5", "critic.train.batch_size: must be a multiple of workers (2)"),
         ("critic.train.cpus_per_worker=0", "critic.train.cpus_per_worker: must be greater than 0"),
+        ("critic.train.contrast_warmup_steps=5", "critic.train.contrast_warmup_steps: trains on contrasts"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, override: str, message: str) -> None:
@@ -117,6 +118,8 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
         "critic.train.mirror_pairs=true",
         "critic.train.caption_first=true",
         "critic.train.contrast_pairs=4",
+        "critic.train.contrast_kind=both",
+        "critic.train.contrast_warmup_steps=2",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "job"
@@ -133,6 +136,11 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
     assert training["mirror_pairs"] is True
     assert training["contrast_pairs"] == 4
     assert training["descriptions_path"] == str(run / "descriptions.json")
+    # The contrast warm-up trained on contrasts only, and SFT went on from its folder.
+    manifest = json.loads((run / "critic" / "critic_manifest.json").read_text())
+    assert training["init_dir"] == str(run / "contrast-warm") and manifest["contrast_warmup"]["steps"] == 2
+    warm = json.loads((run / "contrast-warm" / "critic_manifest.json").read_text())
+    assert warm["training"]["contrast_only"] is True and warm["metrics"]["train/step"] == 2
 
 
 @pytest.mark.parametrize("key", ["deepen_layers=1", "caption_first=true"])

@@ -171,11 +171,11 @@ def _tie(
     if thirds and not both_match:
         third = thirds[int(rng.integers(len(thirds)))]
         asked = clips[third][name]
-        reason = f"Tie: neither video shows the {word} {asked}."
+        reason = f"Neither video shows the {word} {asked}."
         return SftExample(
             f"contrast-tie:{a}|{b}|{third}", "pairwise", SEMANTIC, (a, b), captions[third], "tie", reason
         )
-    reason = f"Tie: both videos show the {word} {clips[a][name]}."
+    reason = f"Both videos show the {word} {clips[a][name]}."
     return SftExample(f"contrast-tie:{a}|{a}", "pairwise", SEMANTIC, (a, a), captions[a], "tie", reason)
 
 

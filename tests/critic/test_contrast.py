@@ -5,7 +5,9 @@ import json
 import pytest
 
 from ipo_ray.critic.contrast import caption_contrast_pairs, own_rows, spec_leaves, specs_by_caption
+from ipo_ray.critic.parse import parse_answer
 from ipo_ray.critic.sft import SftExample
+from ipo_ray.critic.templates import format_answer
 
 
 def _spec(colour: str, shape: str = "square", kind: str = "grow", background: str = "navy") -> dict:
@@ -87,7 +89,7 @@ def test_pairwise_ties_are_both_clips_matching_or_neither() -> None:
     for tie in ties:
         a, b = tie.video_paths
         if a == b:  # the clip beside itself, under its own caption: both match
-            assert tie.caption == caption_of[a] and tie.reason.startswith("Tie: both videos show the ")
+            assert tie.caption == caption_of[a] and tie.reason.startswith("Both videos show the ")
             kinds.add("both")
             continue
         # neither matches: the asked caption differs from each clip's in the attribute they differ in
@@ -95,7 +97,7 @@ def test_pairwise_ties_are_both_clips_matching_or_neither() -> None:
         asked = specs[tie.caption]
         assert asked[name] not in (specs[caption_of[a]][name], specs[caption_of[b]][name])
         assert _diff(specs, caption_of[a], tie.caption) == [name]
-        assert tie.reason == f"Tie: neither video shows the colour {asked[name]}."
+        assert tie.reason == f"Neither video shows the colour {asked[name]}."
         kinds.add("neither")
     assert kinds == {"both", "neither"}  # red/blue/green squares give the one "neither" bucket
 
@@ -109,6 +111,9 @@ def test_both_kinds_and_the_clips_own_rows() -> None:
     shown = {p for r in rows for p in r.video_paths}
     assert {o.video_paths[0] for o in own} == shown
     assert all(o.verdict == "Good" and o.dimension == "semantic_consistency" for o in own)
+    # Every answer reads back as its verdict: a reason must not start with a verdict word.
+    for row in caption_contrast_pairs(clips, specs, count=100, seed=0, kind="both"):
+        assert parse_answer(format_answer(row.kind, row.verdict, row.reason), row.kind).verdict == row.verdict
     with pytest.raises(ValueError, match="contrast kind"):
         caption_contrast_pairs(clips, specs, count=3, seed=2, kind="triple")  # type: ignore[arg-type]
 

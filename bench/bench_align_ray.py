@@ -1,6 +1,6 @@
 """Benchmark of the Ray Train shell: samples/s of the loop with one worker / the plain step in a loop.
 
-Both read the same cached latents from safetensors files (``train_loop.load_pairs``), run the same DPO step
+Both read the same cached latents from safetensors files (``table_rows.load_pairs``), run the same DPO step
 and AdamW update on the small CogVideoX of ``bench_align``; the Ray side adds Ray Data, the Train
 worker and one ``ray.train.report`` per step (its throughput counts from the end of its first step).
 Goal: ratio ≥ 0.9 (the framework costs at most 10%).
@@ -24,7 +24,8 @@ from diffusers import CogVideoXDDIMScheduler
 
 from ipo_ray.align.models import REFERENCES, cogvideox_denoiser
 from ipo_ray.align.step import AlignmentStep, StepConfig
-from ipo_ray.align.train_loop import TrainLoopConfig, fit, load_pairs
+from ipo_ray.align.table_rows import load_pairs
+from ipo_ray.align.train_loop import TrainLoopConfig, fit
 from ipo_ray.data.schemas import schema_for
 from ipo_ray.generator.files import save_latents, save_prompt_embeds
 

@@ -34,8 +34,9 @@ from ipo_ray.align.preflight import (
     tensor_shape,
 )
 from ipo_ray.align.real import RealClips
+from ipo_ray.align.reporting import MlflowTarget
 from ipo_ray.align.step import StepConfig
-from ipo_ray.align.train_loop import MlflowTarget, TrainLoopConfig, fit, load_checkpoint_into
+from ipo_ray.align.train_loop import TrainLoopConfig, fit, load_checkpoint_into
 from ipo_ray.config.align import AlignConfig
 from ipo_ray.data import columns as col
 from ipo_ray.data.atomic import write_bytes_atomic

@@ -23,11 +23,10 @@ micro-batch), and a resumed run skips the micro-batches of the epoch it had alre
 ``FailureConfig(max_failures=n)`` a killed worker group restarts from the last checkpoint.
 """
 
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +36,16 @@ import ray.data
 import ray.train
 import ray.train.torch
 import torch
-import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 
 from ipo_ray.align import losses as L
 from ipo_ray.align.batches import PairBatch, SampleBatch
 from ipo_ray.align.models import REFERENCES, Denoiser, FrozenCopyReference, enable_gradient_checkpointing
-from ipo_ray.align.real import RealClips, hash_seed, real_draw
+from ipo_ray.align.real import RealClips, real_draw
+from ipo_ray.align.reporting import STATE_FILE, MlflowTarget, global_mean, mlflow_logger, report_step
 from ipo_ray.align.step import AlignmentStep, StepConfig
-from ipo_ray.align.zero import ZERO_STAGES, full_state_dict, load_zero_state, save_zero_state, zero_engine
-from ipo_ray.data import columns as col
-from ipo_ray.generator.files import load_latents, load_prompt_embeds
-
-STATE_FILE = "state.pt"
+from ipo_ray.align.table_rows import load_pairs, load_samples, row_seed, to_device
+from ipo_ray.align.zero import ZERO_STAGES, load_zero_state, zero_engine
 
 
 @dataclass(frozen=True)
@@ -121,119 +117,6 @@ class TrainLoopConfig:
         return "pairs" if self.step.objective == "dpo" else "samples"
 
 
-@dataclass(frozen=True)
-class MlflowTarget:
-    """Where rank 0 logs per-step metrics: an existing run of a tracking server or store.
-
-    Args:
-        tracking_uri: e.g. ``sqlite:///runs/mlflow.db`` or ``http://127.0.0.1:5000``.
-        run_id: the run to log into (the round's child run).
-    """
-
-    tracking_uri: str
-    run_id: str
-
-
-def load_pairs(rows: dict[str, np.ndarray], text_embeds_dir: str) -> PairBatch:
-    """A micro-batch of pairs-table rows (numpy columns) → a :class:`PairBatch` of cached tensors."""
-
-    text_dir = Path(text_embeds_dir)
-    return PairBatch(
-        winner=torch.stack([load_latents(p) for p in rows[col.WINNER_LATENT_PATH]]),
-        loser=torch.stack([load_latents(p) for p in rows[col.LOSER_LATENT_PATH]]),
-        text_embeds=torch.stack(
-            [load_prompt_embeds(text_dir / f"{pid}.safetensors") for pid in rows[col.PROMPT_ID]]
-        ),
-        ids=tuple(str(i) for i in rows[col.PAIR_ID]),
-    )
-
-
-def load_samples(rows: dict[str, np.ndarray], objective: str) -> SampleBatch:
-    """A micro-batch of samples-table rows → a :class:`SampleBatch` with what ``objective`` reads.
-
-    KTO reads the ``desirable`` labels, reward-weighted learning the ``reward`` weights; rejection
-    sampling reads neither (its rows were filtered on ``passes`` before training).
-    """
-    return SampleBatch(
-        latents=torch.stack([load_latents(p) for p in rows[col.LATENT_PATH]]),
-        text_embeds=torch.stack([load_prompt_embeds(p) for p in rows[col.PROMPT_EMBEDS_PATH]]),
-        desirable=torch.as_tensor(rows[col.DESIRABLE].astype(bool)) if objective == "kto" else None,
-        weights=torch.as_tensor(rows[col.REWARD], dtype=torch.float32) if objective == "rwl" else None,
-        ids=tuple(str(i) for i in rows[col.CANDIDATE_ID]),
-    )
-
-
-def _to_device(batch: PairBatch | SampleBatch, device: torch.device) -> PairBatch | SampleBatch:
-    if device.type == "cpu":
-        return batch
-    moved = {
-        f.name: getattr(batch, f.name).to(device)
-        for f in fields(batch)
-        if isinstance(getattr(batch, f.name), Tensor)
-    }
-    return replace(batch, **moved)
-
-
-def row_seed(seed: int, epoch: int, row_id: str) -> int:
-    """The noise seed of one pair or sample in one epoch: a function of the data, not of placement."""
-    return hash_seed(seed, epoch, row_id)
-
-
-def _report(
-    metrics: dict[str, float],
-    policy: nn.Module,
-    opt: torch.optim.Optimizer,
-    position: dict[str, int] | None,
-    engine: Any = None,
-    zero_stage: int = 0,
-) -> None:
-    """Reports metrics, with a checkpoint of model, optimizer, RNG and data position when given one.
-
-    Under ZeRO every rank writes its optimizer partition and reports its directory (Ray persists all
-    ranks' files into one checkpoint); rank 0 adds the model, RNG and position as without ZeRO. Under
-    stage 3 every rank joins the gathering of the whole weights that rank 0 writes.
-    """
-    if position is None and engine is None:
-        ray.train.report(metrics)
-        return
-    model_state = full_state_dict(policy, zero_stage) if zero_stage == 3 or position is not None else None
-    # Ray persists the directory during report, so a temporary one is removed right after.
-    with tempfile.TemporaryDirectory(prefix="ipo-align-ckpt-") as directory:
-        if engine is not None:
-            save_zero_state(engine, directory)
-        if position is not None:
-            state = {"model": model_state, "rng": torch.get_rng_state(), **position}
-            if engine is None:
-                state["optimizer"] = opt.state_dict()
-            torch.save(state, Path(directory) / STATE_FILE)
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
-
-
-def _global_mean(metrics: dict[str, float], world: int) -> dict[str, float]:
-    """Averages each metric over the workers (an all-reduce of one small vector per step)."""
-    if world == 1:
-        return metrics
-    values = torch.tensor(list(metrics.values()), dtype=torch.float64)
-    dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return dict(zip(metrics, (values / world).tolist(), strict=True))
-
-
-def _mlflow_logger(target: MlflowTarget | None, rank: int) -> Callable[[dict[str, float], int], None]:
-    """Rank 0 logs into the given run with a client (no global active run); other ranks do nothing."""
-    if target is None or rank != 0:
-        return lambda metrics, step: None
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(target.tracking_uri)
-
-    def log(metrics: dict[str, float], step: int) -> None:
-        now = int(time.time() * 1000)
-        client.log_batch(target.run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
-
-    return log
-
-
 def with_real(
     batch: PairBatch | SampleBatch, real: RealClips, loop: TrainLoopConfig, step: int, slot: int
 ) -> tuple[PairBatch | SampleBatch, list[int]]:
@@ -262,7 +145,7 @@ def train_func(config: dict[str, Any]) -> None:
         enable_gradient_checkpointing(policy)
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=loop.lr)
-    log_metrics = _mlflow_logger(config.get("mlflow"), rank)
+    log_metrics = mlflow_logger(config.get("mlflow"), rank)
 
     position = {"step": 0, "epoch": 0, "micro": 0}
     checkpoint = ray.train.get_checkpoint() or (
@@ -314,7 +197,7 @@ def train_func(config: dict[str, Any]) -> None:
         real_seeds = None
         if real is not None:  # the slot in the global batch fixes the draw, not the rank alone
             batch, real_seeds = with_real(batch, real, loop, global_step, rank * loop.grad_accum + index)
-        batch = _to_device(batch, device)
+        batch = to_device(batch, device)
         seeds = [row_seed(loop.seed, epoch, row_id) for row_id in batch.ids]
         return batch, step.draw_noise_per_sample(batch, seeds, real_seeds)
 
@@ -349,7 +232,7 @@ def train_func(config: dict[str, Any]) -> None:
             opt.step()
             opt.zero_grad(set_to_none=True)
         metrics = {k: float(torch.stack([s[k] for s in pending]).float().mean()) for k in pending[0]}
-        return _global_mean(metrics | {"grad_norm": float(grad_norm)}, world)
+        return global_mean(metrics | {"grad_norm": float(grad_norm)}, world)
 
     shard = ray.train.get_dataset_shard("train")
     global_step, epoch, skip = position["step"], position["epoch"], position["micro"]
@@ -382,7 +265,7 @@ def train_func(config: dict[str, Any]) -> None:
             # only with checkpoints, by every rank at the same steps; per-step metrics go to MLflow.
             if global_step % loop.checkpoint_every == 0 or global_step == loop.max_steps:
                 at = {"step": global_step, "epoch": epoch, "micro": micro} if rank == 0 else None
-                _report(metrics, policy, opt, at, engine, loop.zero_stage)
+                report_step(metrics, policy, opt, at, engine, loop.zero_stage)
             if global_step >= loop.max_steps:
                 break
         if micro == 0 and skip == 0:

@@ -6,7 +6,7 @@ import torch
 from pydantic import ValidationError
 
 from ipo_ray.align.backends import builders, export_generator, latent_shape
-from ipo_ray.align.train_loop import load_samples, row_seed
+from ipo_ray.align.table_rows import load_samples, row_seed
 from ipo_ray.config import load_config
 from ipo_ray.config.align import AlignConfig
 from ipo_ray.data import columns as col

@@ -24,7 +24,8 @@ from statistics import median
 from typing import Any
 
 from ipo_ray.annotate.agreement import fleiss_kappa
-from ipo_ray.annotate.store import Store, StoredLabel
+from ipo_ray.annotate.records import StoredLabel
+from ipo_ray.annotate.store import Store
 from ipo_ray.annotate.tasks import REVIEW_BATCH, Task, item_task_id
 from ipo_ray.data import TableKind, make_table, write_table
 from ipo_ray.data import columns as col

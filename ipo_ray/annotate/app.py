@@ -38,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ipo_ray.annotate.aggregate import aggregate
 from ipo_ray.annotate.disagreements import Disagreement, find_disagreements
-from ipo_ray.annotate.store import Progress, Store
+from ipo_ray.annotate.records import Progress
+from ipo_ray.annotate.store import Store
 from ipo_ray.annotate.submission import check_submission
 from ipo_ray.annotate.tasks import Task, review_task
 from ipo_ray.annotate.video import browser_copy

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ipo_ray.annotate.store import CriticVerdict
+from ipo_ray.annotate.records import CriticVerdict
 from ipo_ray.annotate.tasks import Task
 from ipo_ray.critic import judge
 from ipo_ray.critic.checkpoint import MANIFEST

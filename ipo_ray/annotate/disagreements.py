@@ -11,7 +11,7 @@ in ``review.jsonl``).
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ipo_ray.annotate.store import CriticVerdict, StoredLabel
+from ipo_ray.annotate.records import CriticVerdict, StoredLabel
 from ipo_ray.annotate.tasks import Task
 from ipo_ray.vocab import DIMENSIONS
 

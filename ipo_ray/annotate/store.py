@@ -32,133 +32,22 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ipo_ray.annotate.records import CriticVerdict, Progress, Skip, StoredLabel
+from ipo_ray.annotate.store_sql import (
+    AVAILABLE,
+    SCHEMA,
+    TASK_COLUMNS,
+    task_columns,
+    task_from_row,
+    task_values,
+)
 from ipo_ray.annotate.tasks import Task
 from ipo_ray.critic.serve.inputs import InputError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id TEXT PRIMARY KEY,
-    position INTEGER NOT NULL UNIQUE,
-    batch TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('pointwise', 'pairwise')),
-    prompt_id TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    video_id TEXT NOT NULL,
-    video_path TEXT NOT NULL,
-    video_id_b TEXT,
-    video_path_b TEXT,
-    needed INTEGER NOT NULL CHECK (needed >= 0),
-    gold_json TEXT
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    session TEXT PRIMARY KEY,
-    annotator TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS assignments (
-    task_id TEXT NOT NULL REFERENCES tasks (task_id),
-    annotator TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('open', 'done', 'skipped', 'expired')),
-    shown_at REAL NOT NULL,
-    leased_at REAL NOT NULL,
-    closed_at REAL,
-    problem TEXT,
-    PRIMARY KEY (task_id, annotator)
-);
-CREATE INDEX IF NOT EXISTS assignments_by_annotator ON assignments (annotator, state);
-CREATE TABLE IF NOT EXISTS labels (
-    task_id TEXT NOT NULL REFERENCES tasks (task_id),
-    annotator TEXT NOT NULL,
-    dimension TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    seconds REAL NOT NULL,
-    submitted_at REAL NOT NULL,
-    PRIMARY KEY (task_id, annotator, dimension)
-);
-CREATE TABLE IF NOT EXISTS critic_verdicts (
-    task_id TEXT NOT NULL REFERENCES tasks (task_id),
-    dimension TEXT NOT NULL,
-    version TEXT NOT NULL,
-    verdict TEXT,
-    reason TEXT NOT NULL,
-    certainty REAL NOT NULL,
-    votes_json TEXT NOT NULL,
-    scored_at REAL NOT NULL,
-    PRIMARY KEY (task_id, dimension)
-);
-"""
-
-# Tasks this annotator may still be given: never given to them, and a free slot (or gold). A slot
-# is held by a label or by an open assignment whose lease was renewed after :stale.
-_AVAILABLE = """
-FROM tasks t
-WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.task_id AND a.annotator = :who)
-  AND (t.needed = 0 OR t.needed > (SELECT COUNT(*) FROM assignments a
-                                   WHERE a.task_id = t.task_id AND (a.state = 'done'
-                                         OR (a.state = 'open' AND a.leased_at >= :stale))))
-"""
 R = TypeVar("R")
-_TASK_COLUMNS = (
-    "task_id, batch, kind, prompt_id, prompt, video_id, video_path, video_id_b, video_path_b, "
-    "needed, gold_json"
-)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """An annotator's progress: tasks labelled, and labelled plus still to come (skips excluded)."""
-
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
-class StoredLabel:
-    """One submitted label of one dimension (a row of the ``labels`` table)."""
-
-    task_id: str
-    annotator: str
-    dimension: str
-    answer: str
-    reason: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class CriticVerdict:
-    """A critic's voted verdict on one dimension of one task (a row of ``critic_verdicts``).
-
-    Attributes:
-        task_id: The task judged.
-        dimension: One of `ipo_ray.vocab.DIMENSIONS`.
-        version: The critic version that answered.
-        verdict: Its majority verdict (Good/Normal/Bad or A/B/tie); None without a majority.
-        reason: The reason given with the verdict.
-        certainty: Majority votes / samples drawn, in [0, 1] (`ipo_ray.critic.voting`).
-        votes: Votes per answer.
-    """
-
-    task_id: str
-    dimension: str
-    version: str
-    verdict: str | None
-    reason: str
-    certainty: float
-    votes: dict[str, int]
-
-
-@dataclass(frozen=True)
-class Skip:
-    """A task an annotator skipped, with the problem they (or the page) reported."""
-
-    task_id: str
-    annotator: str
-    problem: str | None
 
 
 class Store:
@@ -187,7 +76,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode = WAL")  # persistent: readers never block the writer
-            db.executescript(_SCHEMA)
+            db.executescript(SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -233,16 +122,17 @@ class Store:
             added = 0
             for task in tasks:
                 cursor = db.execute(
-                    f"INSERT OR IGNORE INTO tasks (position, {_TASK_COLUMNS}) "
+                    f"INSERT OR IGNORE INTO tasks (position, {TASK_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (start + added, *_task_values(task)),
+                    (start + added, *task_values(task)),
                 )
                 added += cursor.rowcount
         return added
 
     def tasks(self) -> list[Task]:
         """Every task, in queue order."""
-        return self._read(f"SELECT {_TASK_COLUMNS} FROM tasks ORDER BY position", lambda *row: _task(row))
+        query = f"SELECT {TASK_COLUMNS} FROM tasks ORDER BY position"
+        return self._read(query, lambda *row: task_from_row(row))
 
     def task(self, task_id: str) -> Task:
         """One task by id.
@@ -251,10 +141,10 @@ class Store:
             InputError: 404, no such task.
         """
         with self._connect() as db:
-            row = db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+            row = db.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         if row is None:
             raise InputError(404, f"no task {task_id!r}")
-        return _task(row)
+        return task_from_row(row)
 
     # Sessions ----------------------------------------------------------------------------------
 
@@ -305,7 +195,7 @@ class Store:
         now = self.clock()
         with self._write() as db:
             row = db.execute(
-                f"SELECT {_cols('t')} FROM tasks t JOIN assignments a ON a.task_id = t.task_id "
+                f"SELECT {task_columns('t')} FROM tasks t JOIN assignments a ON a.task_id = t.task_id "
                 "WHERE a.annotator = ? AND a.state = 'open' ORDER BY t.position LIMIT 1",
                 (annotator,),
             ).fetchone()
@@ -314,9 +204,9 @@ class Store:
                     "UPDATE assignments SET leased_at = ? WHERE task_id = ? AND annotator = ?",
                     (now, row[0], annotator),
                 )
-                return _task(row)
+                return task_from_row(row)
             row = db.execute(
-                f"SELECT {_cols('t')} {_AVAILABLE} ORDER BY t.position LIMIT 1",
+                f"SELECT {task_columns('t')} {AVAILABLE} ORDER BY t.position LIMIT 1",
                 {"who": annotator, "stale": now - self.lease_s},
             ).fetchone()
             if row is None:
@@ -327,7 +217,7 @@ class Store:
                 "VALUES (?, ?, 'open', ?, ?)",
                 (row[0], annotator, now, now),
             )
-        return _task(row)
+        return task_from_row(row)
 
     def _expire_stale(self, db: sqlite3.Connection, task_id: str, needed: int, now: float) -> None:
         """Expires the oldest stale leases of `task_id` that the new holder's slot needs."""
@@ -420,7 +310,7 @@ class Store:
                 ).fetchall()
             )
             (available,) = db.execute(
-                f"SELECT COUNT(*) {_AVAILABLE}", {"who": annotator, "stale": self.clock() - self.lease_s}
+                f"SELECT COUNT(*) {AVAILABLE}", {"who": annotator, "stale": self.clock() - self.lease_s}
             ).fetchone()
         done = states.get("done", 0)
         return Progress(done=done, total=done + states.get("open", 0) + available)
@@ -493,29 +383,3 @@ def _check_open(task_id: str, annotator: str, state: str | None, lease_s: float)
     else:
         why = f"task {task_id!r} is not assigned to {annotator!r}"
     raise InputError(409, why)
-
-
-def _cols(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in _TASK_COLUMNS.split(","))
-
-
-def _task_values(task: Task) -> tuple:
-    gold = json.dumps(task.gold, sort_keys=True) if task.gold is not None else None
-    return (
-        task.task_id,
-        task.batch,
-        task.kind,
-        task.prompt_id,
-        task.prompt,
-        task.video_id,
-        task.video_path,
-        task.video_id_b,
-        task.video_path_b,
-        task.needed,
-        gold,
-    )
-
-
-def _task(row: Sequence) -> Task:
-    *head, needed, gold = row
-    return Task(*head, needed=needed, gold=json.loads(gold) if gold is not None else None)

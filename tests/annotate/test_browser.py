@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from ipo_ray.annotate.aggregate import aggregate, write_export
-from ipo_ray.annotate.store import CriticVerdict, Store
+from ipo_ray.annotate.records import CriticVerdict
+from ipo_ray.annotate.store import Store
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.data import columns as col
 

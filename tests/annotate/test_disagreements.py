@@ -12,7 +12,8 @@ from ipo_ray.annotate.aggregate import aggregate
 from ipo_ray.annotate.app import StudioSettings, build_api
 from ipo_ray.annotate.critic_scoring import HttpCritic, LocalCritic
 from ipo_ray.annotate.disagreements import find_disagreements
-from ipo_ray.annotate.store import CriticVerdict, Store
+from ipo_ray.annotate.records import CriticVerdict
+from ipo_ray.annotate.store import Store
 from ipo_ray.critic.client import CriticClient
 from ipo_ray.critic.judge import CriticRequest
 from ipo_ray.vocab import DIMENSIONS

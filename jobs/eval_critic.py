@@ -1,6 +1,8 @@
 """Score critic folders on a labels table: greedy answers against the labels and, for world data, the oracle.
 
-Every critic answers every labelled question once (greedy, through transformers); the table has one
+Every critic answers every labelled question once (greedy, through transformers; or, with
+``--read first-token`` / ``--read both-orders``, its most likely first verdict token, the latter
+averaging each pairwise question over both video orders); the table has one
 column per critic and reference. World labels (a seed set written by `jobs/build_seed_set.py`) come
 with a prompts table of specs beside them, and the noise-free oracle is scored too — e.g. a critic
 trained on renders, on a seed set of generated clips (`world.seed_set.generated_share=1`).
@@ -19,9 +21,17 @@ from ipo_ray.config import load_config
 from ipo_ray.critic.adapters import is_adapter
 from ipo_ray.critic.augment import DESCRIBE_FIRST_TOKENS
 from ipo_ray.critic.checkpoint import MANIFEST
-from ipo_ray.critic.evaluate import accuracy, format_table, greedy_verdicts, oracle_verdicts
+from ipo_ray.critic.evaluate import (
+    accuracy,
+    both_orders_verdicts,
+    first_token_verdicts,
+    format_table,
+    greedy_verdicts,
+    oracle_verdicts,
+)
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
+from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
 from ipo_ray.data import TableKind, is_committed, read_table
 from ipo_ray.world.build import render_settings
@@ -39,6 +49,13 @@ def main() -> None:
         "--cot",
         action="store_true",
         help="ask for chain-of-thought before the verdict (critic.train.describe_first critics)",
+    )
+    parser.add_argument(
+        "--read",
+        choices=("greedy", "first-token", "both-orders"),
+        default="greedy",
+        help="greedy answers (what the served critic says); the most likely first verdict token; or "
+        "that with every pairwise question also asked with its videos swapped, the orders averaged",
     )
     args = parser.parse_args()
     # Bad input is refused before any model loads.
@@ -63,13 +80,17 @@ def main() -> None:
         )
     results = {}
     for critic in args.critics:
-        backend = TransformersBackend(critic, SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens))
-        predicted = greedy_verdicts(backend, examples, frames)
+        if args.read == "greedy":
+            sampling = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens)
+            predicted = greedy_verdicts(TransformersBackend(critic, sampling), examples, frames)
+        else:
+            read = first_token_verdicts if args.read == "first-token" else both_orders_verdicts
+            predicted = read(*load_critic(critic), examples, frames)
         for name, reference in references.items():
             results[f"{_name(critic)}:{name}"] = accuracy(examples, predicted, reference)
     if "oracle" in references:
         results["labels:oracle"] = accuracy(examples, references["labels"], references["oracle"])
-    print(f"{len(examples)} labelled questions from {args.labels}")
+    print(f"{len(examples)} labelled questions from {args.labels}, read: {args.read}")
     print(format_table(results))
 
 

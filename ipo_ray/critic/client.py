@@ -75,7 +75,10 @@ class _Policy:
         # Form fields are text; a list becomes one field per item (how the app reads `dimensions`).
         data: dict[str, Any] = {"prompt": prompt}
         for key, value in fields.items():
-            data[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
+            if isinstance(value, bool):
+                data[key] = "true" if value else "false"
+            else:
+                data[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
         return {"data": data, "files": files}
 
     @staticmethod
@@ -153,10 +156,15 @@ class CriticClient:
         version: str | None = None,
         samples: int | None = None,
         dimensions: Sequence[str] | None = None,
+        both_orders: bool | None = None,
     ) -> dict[str, Any]:
-        """POST /v1/compare of videos A and B (paths on the server, or local files to upload)."""
+        """POST /v1/compare of videos A and B (paths on the server, or local files to upload).
+
+        `both_orders` also asks with B shown first and pools the answers (None: the server's default).
+        """
         videos = {"video_a": video_a, "video_b": video_b}
-        body = _Policy.body(prompt, videos, upload, _options(version, samples, dimensions))
+        options = _options(version, samples, dimensions) | {"both_orders": both_orders}
+        body = _Policy.body(prompt, videos, upload, options)
         return self._call("POST", "/v1/compare", body)
 
     def models(self) -> dict[str, Any]:
@@ -243,10 +251,12 @@ class AsyncCriticClient:
         version: str | None = None,
         samples: int | None = None,
         dimensions: Sequence[str] | None = None,
+        both_orders: bool | None = None,
     ) -> dict[str, Any]:
         """POST /v1/compare (see `CriticClient.compare`)."""
         videos = {"video_a": video_a, "video_b": video_b}
-        body = _Policy.body(prompt, videos, upload, _options(version, samples, dimensions))
+        options = _options(version, samples, dimensions) | {"both_orders": both_orders}
+        body = _Policy.body(prompt, videos, upload, options)
         return await self._call("POST", "/v1/compare", body)
 
     async def models(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Critic accuracy on held-out labels, per dimension, as IPO Table 6 and LiFT Table 2 report it.
 
-Two ways to read the critic's verdict:
+Three ways to read the critic's verdict:
 
 - `greedy_verdicts`: greedy answers through any `CriticBackend` (transformers or vLLM), parsed —
   what the served critic says; an unparseable answer counts as wrong.
@@ -8,6 +8,8 @@ Two ways to read the critic's verdict:
   per batch — cheap enough to run inside training. Greedy decoding starts with the same argmax
   whenever a verdict token leads the whole vocabulary, which a trained critic's does. A
   describe-first example (`SftExample.thinking`) is read after its thinking and ``Answer:``.
+- `both_orders_verdicts`: first-token, with each pairwise question also asked with the videos
+  swapped and the two orders' probabilities averaged (position bias cancels).
 
 Two references: the labels table itself (the annotators' majority), and in the embedded world the
 noise-free oracle (`oracle_verdicts`), the ground truth the issue's bar is measured against.
@@ -20,6 +22,7 @@ import pyarrow as pa
 import torch
 from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
+from ipo_ray.critic.augment import mirrored
 from ipo_ray.critic.judge import CriticBackend, CriticRequest
 from ipo_ray.critic.parity import verdict_ids_after_marker, verdict_token_ids
 from ipo_ray.critic.parse import parse_answer
@@ -47,7 +50,6 @@ def greedy_verdicts(
     return [parse_answer(t[0], e.kind, e.asks_cot).verdict for t, e in zip(texts, examples, strict=True)]
 
 
-@torch.inference_mode()
 def first_token_verdicts(
     model: Qwen2VLForConditionalGeneration,
     processor: Qwen2VLProcessor,
@@ -56,11 +58,25 @@ def first_token_verdicts(
     batch_size: int = 32,
 ) -> list[str]:
     """The verdict whose first token is most likely where the answer starts (see module docstring)."""
+    probs = first_token_probabilities(model, processor, examples, frames, batch_size)
+    return [_most_likely(p) for p in probs]
+
+
+@torch.inference_mode()
+def first_token_probabilities(
+    model: Qwen2VLForConditionalGeneration,
+    processor: Qwen2VLProcessor,
+    examples: Sequence[SftExample],
+    frames: Frames,
+    batch_size: int = 32,
+) -> list[dict[str, float]]:
+    """Per example, each verdict of its kind → the probability of its first token where the answer
+    starts, renormalised over the kind's verdicts (so the values sum to 1)."""
     tokenizer = processor.tokenizer
     direct = {kind: verdict_token_ids(tokenizer, kind) for kind in ("pointwise", "pairwise")}
     after_marker = {kind: verdict_ids_after_marker(tokenizer, kind) for kind in ("pointwise", "pairwise")}
     merge = model.config.vision_config.spatial_merge_size
-    out: list[str] = []
+    out: list[dict[str, float]] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         batch = collate(
@@ -83,9 +99,39 @@ def first_token_verdicts(
         logits = model.lm_head(hidden[torch.arange(len(chunk), device=last.device), last])  # (B, V)
         for row, e in zip(logits, chunk, strict=True):
             ids = (after_marker if e.thinking else direct)[e.kind]
-            verdicts = list(ids)
-            out.append(verdicts[int(row[[ids[v] for v in verdicts]].argmax())])
+            probs = row[list(ids.values())].float().softmax(-1).tolist()
+            out.append(dict(zip(ids, probs, strict=True)))
     return out
+
+
+def both_orders_verdicts(
+    model: Qwen2VLForConditionalGeneration,
+    processor: Qwen2VLProcessor,
+    examples: Sequence[SftExample],
+    frames: Frames,
+    batch_size: int = 32,
+) -> list[str]:
+    """First-token verdicts with every pairwise question also asked with its videos swapped
+    (`augment.mirrored`) and the two orders' probabilities averaged, A and B mapped back, so a
+    liking for a position cancels (the read-out of POST /v1/compare's ``both_orders``).
+    Pointwise questions are read as `first_token_verdicts` reads them."""
+    mirrors = [mirrored(e) for e in examples if e.kind == "pairwise"]
+    probs = first_token_probabilities(model, processor, [*examples, *mirrors], frames, batch_size)
+    swapped = iter(probs[len(examples) :])
+    out = []
+    for e, given in zip(examples, probs[: len(examples)], strict=True):
+        if e.kind == "pairwise":
+            other = next(swapped)
+            given = {v: (given[v] + other[_MIRROR[v]]) / 2 for v in given}
+        out.append(_most_likely(given))
+    return out
+
+
+_MIRROR = {"A": "B", "B": "A", "tie": "tie"}  # a verdict asked swapped, in the given order
+
+
+def _most_likely(probs: dict[str, float]) -> str:
+    return max(probs, key=probs.__getitem__)  # the first of equals, in the verdicts' order
 
 
 def oracle_verdicts(examples: Sequence[SftExample], prompts: pa.Table, settings: RenderSettings) -> list[str]:

@@ -7,7 +7,7 @@ raw answers for the labels table and for debugging.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -102,16 +102,58 @@ def compare(
     dimensions: Sequence[Dimension],
     n: int,
     cot: bool = False,
+    both_orders: bool = False,
 ) -> list[dict[Dimension, list[ParsedAnswer]]]:
-    """Pairwise judgements (A/B/tie): n parsed answers per pair and dimension; arguments as `score`."""
+    """Pairwise judgements (A/B/tie): n parsed answers per pair and dimension; arguments as `score`.
+
+    Args:
+        both_orders: Also ask every question with B shown first, and add those n answers, their
+            verdicts mapped back (`from_swapped_order`), after the n in the given order: 2n answers
+            whose vote cannot favour a position. A critic that prefers whichever video comes first
+            then splits its votes instead of answering "A" with certainty.
+    """
     if not len(videos_a) == len(videos_b) == len(captions):
         raise ValueError(f"{len(videos_a)} A videos, {len(videos_b)} B videos, {len(captions)} captions")
+    orders = [(videos_a, videos_b), (videos_b, videos_a)] if both_orders else [(videos_a, videos_b)]
     requests = [
         CriticRequest((a, b), pairwise_question(caption, d, cot))
-        for a, b, caption in zip(videos_a, videos_b, captions, strict=True)
+        for first, second in orders
+        for a, b, caption in zip(first, second, captions, strict=True)
         for d in dimensions
     ]
-    return _ask(backend, requests, len(captions), dimensions, n, "pairwise", cot)
+    answers = _ask(backend, requests, len(orders) * len(captions), dimensions, n, "pairwise", cot)
+    if not both_orders:
+        return answers
+    given, swapped = answers[: len(captions)], answers[len(captions) :]
+    return [
+        {d: pooled_orders(first[d], second[d]) for d in dimensions}
+        for first, second in zip(given, swapped, strict=True)
+    ]
+
+
+def pooled_orders(given: Sequence[ParsedAnswer], swapped: Sequence[ParsedAnswer]) -> list[ParsedAnswer]:
+    """One question's answers in the given order, then those asked swapped, mapped back.
+
+    The given order comes first so that the vote's reason (the first answer with the majority
+    verdict) names the videos as the caller did whenever that order agrees.
+    """
+    return list(given) + [from_swapped_order(a) for a in swapped]
+
+
+_SWAP: dict[str | None, str | None] = {"A": "B", "B": "A", "tie": "tie", None: None}
+
+
+def from_swapped_order(answer: ParsedAnswer) -> ParsedAnswer:
+    """An answer to a pairwise question asked with the videos swapped, in the caller's A and B.
+
+    The verdict flips (A ↔ B; tie and unparseable stay); the text and reason keep the order the
+    model saw, and ``swapped`` says so.
+    """
+    if answer.swapped:
+        raise ValueError("this answer is already mapped back from the swapped order")
+    if answer.verdict not in _SWAP:
+        raise ValueError(f"not a pairwise verdict: {answer.verdict!r}")
+    return replace(answer, verdict=_SWAP[answer.verdict], swapped=True)
 
 
 def _ask(

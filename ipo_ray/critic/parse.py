@@ -58,6 +58,9 @@ class ParsedAnswer:
         thinking: The chain-of-thought before the ``Answer:`` marker; the whole text when
             chain-of-thought was asked for and no marker came; "" otherwise.
         problem: Why the text is unparseable; None when it parsed.
+        swapped: Asked with the two videos in the other order (`judge.compare`, ``both_orders``):
+            `verdict` is already mapped back to the caller's A and B, while `text` and `reason`
+            name the videos as they were shown.
     """
 
     text: str
@@ -65,6 +68,7 @@ class ParsedAnswer:
     reason: str
     thinking: str
     problem: str | None
+    swapped: bool = False
 
     @property
     def parsed(self) -> bool:

@@ -173,8 +173,9 @@ def test_bodies_by_path_and_by_upload(stub_factory, tmp_path: Path) -> None:  # 
     video.write_bytes(b"\x00\x00\x00\x18ftypisom")
     with CriticClient(stub.url) as client:
         client.score("A red square.", "runs/clip.mp4", samples=4, dimensions=["faithfulness"])
-        client.compare("A red square.", video, video, upload=True, version="v2")
-    (json_type, json_body), (form_type, form_body) = stub.bodies
+        client.compare("A red square.", video, video, upload=True, version="v2", both_orders=True)
+        client.compare("A red square.", "runs/a.mp4", "runs/b.mp4", both_orders=False)
+    (json_type, json_body), (form_type, form_body), (_, compare_body) = stub.bodies
     assert json_type == "application/json"
     assert json.loads(json_body) == {
         "prompt": "A red square.",
@@ -185,3 +186,5 @@ def test_bodies_by_path_and_by_upload(stub_factory, tmp_path: Path) -> None:  # 
     assert form_type.startswith("multipart/form-data")
     assert b'name="video_a"; filename="clip.mp4"' in form_body and b"ftypisom" in form_body
     assert b'name="version"' in form_body
+    assert b'name="both_orders"\r\n\r\ntrue' in form_body  # a form field the app reads as a bool
+    assert json.loads(compare_body)["both_orders"] is False

@@ -96,13 +96,13 @@ def http(app: tuple[str, Path]) -> Iterator[httpx.Client]:
         yield client
 
 
-def _check_judgement(judged: dict, answers: tuple[str, ...]) -> None:
+def _check_judgement(judged: dict, answers: tuple[str, ...], samples: int = SAMPLES) -> None:
     assert set(judged["votes"]) == set(answers)
-    assert judged["samples"] == SAMPLES and len(judged["answers"]) == SAMPLES
-    assert sum(judged["votes"].values()) + judged["unparseable"] == SAMPLES
+    assert judged["samples"] == samples and len(judged["answers"]) == samples
+    assert sum(judged["votes"].values()) + judged["unparseable"] == samples
     assert judged["unparseable"] == sum(not a["parsed"] for a in judged["answers"])
     for answer in judged["answers"]:
-        assert set(answer) == {"text", "verdict", "reason", "parsed", "problem"}
+        assert set(answer) == {"text", "verdict", "reason", "parsed", "problem", "swapped"}
         assert (answer["verdict"] is None) == (answer["problem"] is not None) == (not answer["parsed"])
     assert 0.0 <= judged["certainty"] <= 1.0
 
@@ -152,6 +152,17 @@ def test_compare_upload_against_path(http: httpx.Client, app: tuple[str, Path]) 
         )
     assert response.status_code == 200, response.text
     _check_judgement(response.json()["dimensions"]["motion_smoothness"], ("A", "B", "tie"))
+    assert not any(a["swapped"] for a in response.json()["dimensions"]["motion_smoothness"]["answers"])
+
+    both = http.post(
+        "/v1/compare",
+        json={"prompt": PROMPT, "video_a_path": "clip.mp4", "video_b_path": "clip.mp4", "both_orders": True},
+    )
+    assert both.status_code == 200, both.text
+    assert both.json()["samples"] == 2 * SAMPLES
+    for judged in both.json()["dimensions"].values():  # n answers as asked, then n asked swapped
+        _check_judgement(judged, ("A", "B", "tie"), samples=2 * SAMPLES)
+        assert [a["swapped"] for a in judged["answers"]] == [False] * SAMPLES + [True] * SAMPLES
 
 
 def _score(path: str, **fields: object) -> dict:

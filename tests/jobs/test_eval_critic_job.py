@@ -39,6 +39,11 @@ def test_critics_are_scored_against_labels_and_oracle_and_bad_input_is_refused(t
     mean = next(line for line in done.stdout.splitlines() if line.startswith("pointwise/mean")).split()[1:]
     assert all(0.0 <= float(v) <= 1.0 for v in mean) and float(mean[2]) > 0.5
 
+    both = _eval("--labels", str(seed / "labels.parquet"), "--read", "both-orders", str(critic))
+    assert both.returncode == 0, both.stderr[-3000:]
+    assert "read: both-orders" in both.stdout
+    assert any(line.startswith("pairwise/all") for line in both.stdout.splitlines())
+
     not_a_critic = _eval("--labels", str(seed / "labels.parquet"), str(tmp_path))
     assert not_a_critic.returncode != 0 and "no config.json" in not_a_critic.stderr
     no_table = _eval("--labels", str(tmp_path / "missing.parquet"), str(critic))

@@ -37,7 +37,7 @@ from starlette.datastructures import UploadFile
 from ipo_ray.config import Config, load_config
 from ipo_ray.config.serve import ServeConfig
 from ipo_ray.critic.adapters import AdapterError, check_servable, is_adapter, read_adapter
-from ipo_ray.critic.judge import CriticRequest
+from ipo_ray.critic.judge import CriticRequest, pooled_orders
 from ipo_ray.critic.parse import parse_answer
 from ipo_ray.critic.serve.bodies import check_token, read_body
 from ipo_ray.critic.serve.inputs import InputError, load_video, resolve_video_path, save_upload
@@ -223,7 +223,12 @@ class CriticServer:
                 self._video(uploads.get("video_b"), body.video_b_path, "video_b", scratch),
             )
         questions = _questions(body.prompt, dimensions, "pairwise", self.settings.cot)
-        answers = await self._ask(name, [CriticRequest((a, b), q) for q in questions], n, "pairwise")
+        both = self.settings.both_orders if body.both_orders is None else body.both_orders
+        orders = [(a, b), (b, a)] if both else [(a, b)]
+        asked = await self._ask(name, [CriticRequest(o, q) for o in orders for q in questions], n, "pairwise")
+        answers = asked[: len(questions)]
+        if both:  # one engine call for both orders; the swapped half's verdicts mapped back
+            answers = [pooled_orders(g, s) for g, s in zip(answers, asked[len(questions) :], strict=True)]
         return compare_response(name, dict(zip(dimensions, answers, strict=True)))
 
     def _plan(self, samples: int | None, dimensions: list[str] | None) -> tuple[int, list[str]]:

@@ -36,7 +36,14 @@ def judgement(answers: Sequence[ParsedAnswer], kind: Kind) -> tuple[VoteResult, 
         samples=result.num_samples,
         unparseable=result.num_unparseable,
         answers=[
-            Answer(text=a.text, verdict=a.verdict, reason=a.reason, parsed=a.parsed, problem=a.problem)
+            Answer(
+                text=a.text,
+                verdict=a.verdict,
+                reason=a.reason,
+                parsed=a.parsed,
+                problem=a.problem,
+                swapped=a.swapped,
+            )
             for a in answers
         ],
     )

@@ -43,6 +43,11 @@ class CompareRequest(_Request):
     version: str | None = _VERSION
     samples: int | None = _SAMPLES
     dimensions: list[Dimension] | None = _DIMENSIONS
+    both_orders: bool | None = Field(
+        None,
+        description="Also ask with B shown first and pool both orders' answers (2 × samples), so "
+        "the vote cannot favour a position; null = the server's serve.compare_both_orders.",
+    )
 
 
 class Answer(BaseModel):
@@ -53,6 +58,11 @@ class Answer(BaseModel):
     reason: str = Field(description="Text after the verdict.")
     parsed: bool = Field(description="Whether a verdict was read.")
     problem: str | None = Field(description="Why the answer is unparseable; null when it parsed.")
+    swapped: bool = Field(
+        False,
+        description="Asked with B shown first (both_orders): the verdict is in the request's A and B, "
+        "the text and reason name the videos as shown.",
+    )
 
 
 class Judgement(BaseModel):
@@ -92,7 +102,7 @@ class CompareResponse(BaseModel):
     """Per-dimension preferences between videos A and B."""
 
     version: str
-    samples: int = Field(description="n, samples per dimension.")
+    samples: int = Field(description="Answers per dimension: n, or 2n when asked in both orders.")
     dimensions: dict[str, Judgement]
 
 

@@ -33,6 +33,7 @@ class ServerSettings:
         engine: `VllmBackend` keyword arguments (dtype, block_size, LoRA support, ...).
         kv_cache_gib: vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE).
         max_lora_rank: Largest adapter rank the engines take; 0 = no adapter versions.
+        both_orders: /v1/compare asks in both video orders unless the request says otherwise.
     """
 
     app_name: str
@@ -48,6 +49,7 @@ class ServerSettings:
     engine: dict[str, Any]
     kv_cache_gib: int
     max_lora_rank: int = 0
+    both_orders: bool = False
 
 
 def server_settings(cfg: Config) -> ServerSettings:
@@ -81,4 +83,5 @@ def server_settings(cfg: Config) -> ServerSettings:
         engine=engine,
         kv_cache_gib=critic.kv_cache_gib,
         max_lora_rank=served.max_lora_rank,
+        both_orders=served.compare_both_orders,
     )

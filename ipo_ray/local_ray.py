@@ -1,10 +1,12 @@
-"""Environment of a Ray cluster this process starts itself (a single-user machine, all on loopback).
+"""A Ray cluster this process starts itself (a single-user machine, all on loopback), or joins.
 
-A local cluster's processes inherit the driver's environment, so these are set before ``ray.init``;
-a joined cluster (``RAY_ADDRESS``, ``ray job submit``) keeps its own settings. Every value is a
-default: one already set in the environment wins.
+A local cluster's processes inherit the driver's environment, so `LOCAL_RAY_ENV` is set before
+``ray.init``; a joined cluster (``RAY_ADDRESS``, ``ray job submit``) keeps its own settings. Every
+value is a default: one already set in the environment wins. Stdlib only: every worker process of
+a local cluster imports this module (`quiet_dashboardless_worker`).
 """
 
+import logging
 import os
 
 LOCAL_RAY_ENV = {
@@ -17,8 +19,47 @@ LOCAL_RAY_ENV = {
     "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
 }
 
+# Ray Train 2.60 starts a detached PlacementGroupCleaner per run that asks the State API once a
+# second whether the run's controller is alive. The State API is served by the dashboard, which a
+# local cluster here runs without (2 cores), so every ask fails and logs a warning: ~3,600 lines an
+# hour of a critic's SFT, burying its progress. The cleaner cannot work there either way.
+STATE_API_WARNERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+
 
 def set_local_ray_env() -> None:
     """Puts `LOCAL_RAY_ENV` into this process's environment where a variable is not set yet."""
     for name, value in LOCAL_RAY_ENV.items():
         os.environ.setdefault(name, value)
+
+
+def quiet_dashboardless_worker() -> None:
+    """Setup hook of every worker of a local cluster: silences `STATE_API_WARNERS` below errors."""
+    for name in STATE_API_WARNERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def start_or_join_ray(num_cpus: int | None = None, **init_kwargs: object) -> None:
+    """Joins the cluster of ``RAY_ADDRESS`` (``ray job submit``), or starts a local one.
+
+    A local cluster gets `LOCAL_RAY_ENV`, no dashboard and `quiet_dashboardless_worker` in every
+    worker process; `num_cpus` applies to it alone. Does nothing when Ray is already initialised.
+
+    Args:
+        num_cpus: CPUs of a local cluster; None = all of this machine's.
+        init_kwargs: Further ``ray.init`` arguments for both cases (namespace, logging_level, ...).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(**init_kwargs)
+        return
+    set_local_ray_env()
+    hook = f"{__name__}.{quiet_dashboardless_worker.__name__}"
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        runtime_env={"worker_process_setup_hook": hook},
+        **init_kwargs,
+    )

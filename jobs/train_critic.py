@@ -19,7 +19,6 @@ pseudo-labels, the refresh can be re-run with and without the loss (the SRPO abl
 
 import argparse
 import json
-import os
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -274,10 +273,9 @@ def _fit(plan: TrainPlan, t: CriticTrainConfig, storage: Path, name: str) -> dic
     """Runs `plan` on the configured runner; returns its last evaluation's metrics."""
     if t.runner == "local":
         return train_critic(plan, report=lambda m: print(_progress(m), flush=True))
-    import ray
+    from ipo_ray.local_ray import start_or_join_ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local clusters: no token (notes, Ray 2.60)
-    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=True)
+    start_or_join_ray(log_to_driver=True)
     return fit_with_ray(
         plan, t.workers, t.cpus_per_worker, str(storage), name, gpus_per_worker=t.gpus_per_worker
     )

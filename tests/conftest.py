@@ -14,9 +14,8 @@ def ray_cluster():  # noqa: ANN201 - the ray module
     """A local 2-CPU Ray for one test module; workers must ask for ≤ 0.5 CPU each (2-core deadlocks)."""
     import ray
 
-    from ipo_ray.local_ray import set_local_ray_env
+    from ipo_ray.local_ray import start_or_join_ray
 
-    set_local_ray_env()  # a throwaway cluster: no token, patient Serve proxy checks on busy cores
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_or_join_ray(2, log_to_driver=False)  # no token, patient Serve proxy checks on busy cores
     yield ray
     ray.shutdown()

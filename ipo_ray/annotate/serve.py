@@ -8,7 +8,6 @@ on several machines would need the studio folder on one machine's disk.
 
 from pathlib import Path
 
-import ray
 from fastapi import FastAPI
 from ray import serve
 from ray.serve import Application
@@ -16,7 +15,7 @@ from ray.serve import Application
 from ipo_ray.annotate.app import StudioSettings, build_api
 from ipo_ray.config import Config
 from ipo_ray.config.annotate import AnnotateConfig
-from ipo_ray.local_ray import set_local_ray_env
+from ipo_ray.local_ray import start_or_join_ray
 
 
 @serve.deployment(name="annotation-studio")
@@ -62,9 +61,7 @@ def start(cfg: Config, num_cpus: int | None = None) -> str:
     running Serve (e.g. with the critic app) keeps its own, and the studio joins it under its prefix.
     """
     section = cfg.annotate
-    set_local_ray_env()  # as the critic's launcher: local clients allowed, patient proxy checks
-    if not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
+    start_or_join_ray(num_cpus, logging_level="WARNING")  # as the critic's launcher
     serve.start(http_options={"host": section.host, "port": section.port})
     serve.run(build_app(cfg), name=section.app_name, route_prefix=section.route_prefix)
     return f"http://{section.host}:{section.port}{section.route_prefix.rstrip('/')}"

@@ -10,13 +10,11 @@ import logging
 import os
 from pathlib import Path
 
-import ray
-
 from ipo_ray.config import Config, dump_yaml, load_config, to_flat_dict
 from ipo_ray.critic.client import CriticClient
 from ipo_ray.critic.serve.launch import start as start_critic_app
 from ipo_ray.critic.serve.versions import NAMESPACE, resolve_critic_path
-from ipo_ray.local_ray import set_local_ray_env
+from ipo_ray.local_ray import start_or_join_ray
 from ipo_ray.loop.driver import StageError
 from ipo_ray.loop.production_eval import check_evaluation
 from ipo_ray.loop.prompt_expander import check_model
@@ -75,17 +73,6 @@ def is_complete(cfg: Config, run: RunDir) -> bool:
     )
 
 
-def init_ray(num_cpus: int | None = None) -> None:
-    """Joins the cluster this job was submitted to (``RAY_ADDRESS``), or starts a local Ray."""
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(namespace=NAMESPACE, logging_level="WARNING")
-        return
-    set_local_ray_env()
-    ray.init(num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
-
-
 def quiet_ray_data(quiet: bool) -> None:
     """Turns Ray Data's progress bars and "Starting execution" lines off (or on) in this driver.
 
@@ -113,7 +100,7 @@ def run_job(cfg: Config | None, resume: str | None = None, num_cpus: int | None 
     check_evaluation(cfg, needs_prompts=not run.is_done(0, EVALUATE))
     if cfg.loop.prompt_source == "llm" and cfg.loop.prompt_llm.model is not None:
         check_model(cfg.loop.prompt_llm.model, MODEL_KEY)  # an unusable model fails before Ray starts
-    init_ray(num_cpus)
+    start_or_join_ray(num_cpus, namespace=NAMESPACE, logging_level="WARNING")
     quiet_ray_data(not cfg.loop.data_progress)
     # The critic reads candidate videos by path: allow the run directory unless the user chose a root.
     if cfg.serve.allowed_root is None:

@@ -134,7 +134,7 @@ def _planted_samples(directory, n: int, desirable: tuple[bool, ...] | None = Non
     return make_table(rows, "samples")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def planted_samples():
     """``planted_samples(directory, n, desirable=None)``: a samples table of n random CogVideoX latents."""
     return _planted_samples

@@ -16,12 +16,12 @@ from ipo_ray.align.train_loop import TrainLoopConfig, fit, load_checkpoint_into
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@pytest.mark.parametrize("stage", [2, 3])
-def test_zero_matches_ddp_and_resumes_exactly(
-    ray_cluster, tmp_path, tiny_cogvideox_config, alphas_cumprod, planted_samples, stage
-) -> None:
-    pytest.importorskip("deepspeed")
-    table = planted_samples(tmp_path, 8)
+@pytest.fixture(scope="module")
+def zero_run(ray_cluster, tmp_path_factory, tiny_cogvideox_config, alphas_cumprod, planted_samples):
+    """``(run, ddp)``: ``run(name, stage, resume_from=None)`` fits the tiny CogVideoX on one shared
+    table; ``ddp`` is the plain-DDP baseline, fitted once for both ZeRO stages (CI time)."""
+    root = tmp_path_factory.mktemp("zero")
+    table = planted_samples(root, 8)
     build = functools.partial(CogVideoXTransformer3DModel, **tiny_cogvideox_config)
     denoiser = functools.partial(cogvideox_denoiser, alphas_cumprod=alphas_cumprod)
 
@@ -36,22 +36,22 @@ def test_zero_matches_ddp_and_resumes_exactly(
             zero_stage=stage,
             resume_from=resume_from,
         )
-        return fit(
-            loop,
-            build,
-            denoiser,
-            table,
-            num_workers=2,
-            cpus_per_worker=0.5,
-            storage_path=str(tmp_path / "runs"),
-            name=name,
-        )
+        runs, workers = str(root / "runs"), {"num_workers": 2, "cpus_per_worker": 0.5}
+        return fit(loop, build, denoiser, table, **workers, storage_path=runs, name=name)
 
-    ddp, zero = run("ddp", 0), run("zero", stage)
+    return run, run("ddp", 0)
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_zero_matches_ddp_and_resumes_exactly(zero_run, tiny_cogvideox_config, stage) -> None:
+    pytest.importorskip("deepspeed")
+    run, ddp = zero_run
+    build = functools.partial(CogVideoXTransformer3DModel, **tiny_cogvideox_config)
+    zero = run(f"zero{stage}", stage)
     at_1 = next(c for c, m in zero.best_checkpoints if m["step"] == 1)
     with at_1.as_directory() as d:  # both ranks' optimizer partitions were persisted
         assert len({p.name for p in Path(d).rglob("*optim_states.pt")}) == 2
-    resumed = run("zero-resumed", stage, resume_from=at_1.path)
+    resumed = run(f"zero{stage}-resumed", stage, resume_from=at_1.path)
     assert resumed.metrics["resumed_from_step"] == 1
     assert zero.metrics["train/loss"] == pytest.approx(ddp.metrics["train/loss"], rel=1e-5)
     assert resumed.metrics["train/loss"] == pytest.approx(zero.metrics["train/loss"], rel=1e-6)

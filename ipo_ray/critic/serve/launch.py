@@ -3,13 +3,12 @@
 import socket
 import time
 
-import ray
 from ray import serve
 
 from ipo_ray.config import Config
 from ipo_ray.critic.serve.app import build_app
 from ipo_ray.critic.serve.versions import NAMESPACE
-from ipo_ray.local_ray import set_local_ray_env
+from ipo_ray.local_ray import start_or_join_ray
 
 
 def start(cfg: Config, num_cpus: int | None = None) -> str:
@@ -25,9 +24,7 @@ def start(cfg: Config, num_cpus: int | None = None) -> str:
         num_cpus: CPUs of a local cluster; ignored when joining one.
     """
     served = cfg.serve
-    set_local_ray_env()
-    if not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
+    start_or_join_ray(num_cpus, namespace=NAMESPACE, logging_level="WARNING")
     if not _serve_running():
         # A new proxy that cannot bind its port fails quietly, and clients then reach whatever
         # holds the port (seen here: another cluster's critic app). Refuse instead.

@@ -62,6 +62,9 @@ def main() -> None:
     missing = [str(c) for c in args.critics if not ((c / "config.json").is_file() or is_adapter(c))]
     if missing:
         sys.exit(f"{parser.prog}: not critic folders (no config.json or adapter_config.json): {missing}")
+    if len({c.resolve() for c in args.critics}) < len(args.critics):
+        sys.exit(f"{parser.prog}: a critic folder is given twice: {[str(c) for c in args.critics]}")
+    names = _column_names(args.critics)
     if not is_committed(args.labels):
         sys.exit(f"{parser.prog}: {args.labels} is not a committed labels table")
     examples = examples_from_labels(read_table(args.labels, TableKind.LABELS))[: args.max_rows]
@@ -79,7 +82,7 @@ def main() -> None:
             examples, read_table(prompts, TableKind.PROMPTS), render_settings(cfg.world.render)
         )
     results = {}
-    for critic in args.critics:
+    for critic, critic_name in zip(args.critics, names, strict=True):
         if args.read == "greedy":
             sampling = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens)
             predicted = greedy_verdicts(TransformersBackend(critic, sampling), examples, frames)
@@ -87,17 +90,22 @@ def main() -> None:
             read = first_token_verdicts if args.read == "first-token" else both_orders_verdicts
             predicted = read(*load_critic(critic), examples, frames)
         for name, reference in references.items():
-            results[f"{_name(critic)}:{name}"] = accuracy(examples, predicted, reference)
+            results[f"{critic_name}:{name}"] = accuracy(examples, predicted, reference)
     if "oracle" in references:
         results["labels:oracle"] = accuracy(examples, references["labels"], references["oracle"])
     print(f"{len(examples)} labelled questions from {args.labels}, read: {args.read}")
     print(format_table(results))
 
 
-def _name(critic: Path) -> str:
-    """The critic's version from its training manifest, else its folder name."""
-    manifest = critic / MANIFEST
-    return json.loads(manifest.read_text())["version"] if manifest.is_file() else critic.name
+def _column_names(critics: list[Path]) -> list[str]:
+    """Each critic's version from its training manifest, else its folder name; the folder as given
+    where two critics would share a name (runs continued from one another keep their version), so
+    that no column overwrites another."""
+    names = []
+    for critic in critics:
+        manifest = critic / MANIFEST
+        names.append(json.loads(manifest.read_text())["version"] if manifest.is_file() else critic.name)
+    return [str(c) if names.count(n) > 1 else n for c, n in zip(critics, names, strict=True)]
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`jobs/eval_critic.py`: critics scored on a world seed set against the labels and the oracle."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,12 +40,20 @@ def test_critics_are_scored_against_labels_and_oracle_and_bad_input_is_refused(t
     mean = next(line for line in done.stdout.splitlines() if line.startswith("pointwise/mean")).split()[1:]
     assert all(0.0 <= float(v) <= 1.0 for v in mean) and float(mean[2]) > 0.5
 
-    both = _eval("--labels", str(seed / "labels.parquet"), "--read", "both-orders", str(critic))
+    # A second critic of the same name (a run continued from another keeps its version) gets its
+    # own columns, named by folder, instead of overwriting the first's.
+    twin = shutil.copytree(critic, tmp_path / "twin" / critic.name)
+    both = _eval("--labels", str(seed / "labels.parquet"), "--read", "both-orders", str(critic), str(twin))
     assert both.returncode == 0, both.stderr[-3000:]
     assert "read: both-orders" in both.stdout
+    header = next(line for line in both.stdout.splitlines() if line.startswith("accuracy")).split()[1:]
+    columns = [f"{c}:{ref}" for c in (critic, twin) for ref in ("labels", "oracle")]
+    assert header == [*columns, "labels:oracle"]
     assert any(line.startswith("pairwise/all") for line in both.stdout.splitlines())
 
     not_a_critic = _eval("--labels", str(seed / "labels.parquet"), str(tmp_path))
     assert not_a_critic.returncode != 0 and "no config.json" in not_a_critic.stderr
+    twice = _eval("--labels", str(seed / "labels.parquet"), str(critic), str(critic))
+    assert twice.returncode != 0 and "given twice" in twice.stderr
     no_table = _eval("--labels", str(tmp_path / "missing.parquet"), str(critic))
     assert no_table.returncode != 0 and "not a committed labels table" in no_table.stderr

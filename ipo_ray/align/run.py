@@ -110,6 +110,13 @@ def _mlflow_run(
 
         client = MlflowClient(tracking_uri)
         parent = client.get_run(parent_run_id)
+        # An earlier attempt whose driver was killed left its child RUNNING; it will never finish.
+        for orphan in client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+            f"attributes.run_name = 'align-{version}' and attributes.status = 'RUNNING'",
+        ):
+            client.set_terminated(orphan.info.run_id, "KILLED")
         child = client.create_run(
             parent.info.experiment_id,
             run_name=f"align-{version}",
@@ -160,8 +167,9 @@ def align_generator(
         text_embeds_dir: pairs only: prompt embeddings folder; default ``data_root/prompt_embeds``.
         storage_path: where Ray Train keeps checkpoints; default ``<out_dir>.ray`` beside out_dir.
         tracking_uri: MLflow tracking URI; with ``mlflow_run_id`` (log into it) or
-            ``mlflow_parent_run_id`` (a child run ``align-<version>`` is created), per-step metrics
-            are logged from rank 0.
+            ``mlflow_parent_run_id`` (a child run ``align-<version>`` is created, and ended FINISHED
+            or FAILED; one an earlier, killed attempt left RUNNING is ended KILLED), per-step
+            metrics are logged from rank 0.
         resume_from: a Ray Train checkpoint folder of an interrupted call to continue from.
         real_table_path: an encoded, committed ``real_videos`` table (``encode_real_videos``; paths
             relative to its folder) for the λ2 term; each micro-batch draws ``cfg.real_batch_size``
@@ -268,6 +276,7 @@ def align_generator(
         real=real,
     )
     if result.error is not None or result.checkpoint is None:
+        _end_child(mlflow, mlflow_run_id, "FAILED")
         raise AlignmentError(f"alignment of {version} failed: {result.error}") from result.error
 
     # 6. The trained weights, exported in the backend's format.
@@ -302,4 +311,13 @@ def align_generator(
         "seconds": round(time.time() - started, 1),
     }
     write_bytes_atomic(out_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+    _end_child(mlflow, mlflow_run_id, "FINISHED")
     return manifest
+
+
+def _end_child(mlflow: MlflowTarget | None, given_run_id: str | None, status: str) -> None:
+    """Ends the child run this call created (a run given by the caller is the caller's to end)."""
+    if mlflow is not None and given_run_id is None:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(mlflow.tracking_uri).set_terminated(mlflow.run_id, status)

@@ -119,7 +119,12 @@ def test_kto_on_two_workers_exports_a_world_checkpoint_and_logs_to_mlflow(stage,
     table = _samples_table(stage_dir, candidates)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = mlflow.tracking.MlflowClient(uri)
-    parent = client.create_run(client.create_experiment("align-test"), run_name="round-1").info.run_id
+    experiment = client.create_experiment("align-test")
+    parent = client.create_run(experiment, run_name="round-1").info.run_id
+    # The child of an attempt whose driver was killed: left RUNNING, to be marked KILLED.
+    orphan = client.create_run(
+        experiment, run_name="align-world-r1", tags={"mlflow.parentRunId": parent}
+    ).info.run_id
     # 8 samples, 2 workers × 1 per micro-batch × 2 accumulated = a global batch of 4 for KTO's Q.
     cfg = AlignConfig(
         objective="kto", max_steps=3, batch_size=4, micro_batch=1, workers=2, lr=1e-4, checkpoint_every=2
@@ -148,6 +153,7 @@ def test_kto_on_two_workers_exports_a_world_checkpoint_and_logs_to_mlflow(stage,
     # rank 0 logged every step into a child run of the round's run
     run = client.get_run(manifest["mlflow_run_id"])
     assert run.data.tags["mlflow.parentRunId"] == parent
+    assert (run.info.status, client.get_run(orphan).info.status) == ("FINISHED", "KILLED")
     for key in ("train/loss", "kto/reference_point", "rewards/implicit_acc"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
 

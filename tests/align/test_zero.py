@@ -1,5 +1,5 @@
 """DeepSpeed ZeRO-2 and ZeRO-3 in the Ray loop (CPU: DS_ACCELERATOR=cpu, gloo, a torch AdamW) equal
-plain DDP, and a ZeRO run resumed from its checkpoint (every rank's partitions) ends where it would.
+plain DDP, and a ZeRO-3 run resumed from its checkpoint (every rank's partitions) ends where it would.
 Under stage 3 the checkpoint's whole weights are gathered from the ranks' parameter slices."""
 
 import functools
@@ -43,7 +43,7 @@ def zero_run(ray_cluster, tmp_path_factory, tiny_cogvideox_config, alphas_cumpro
 
 
 @pytest.mark.parametrize("stage", [2, 3])
-def test_zero_matches_ddp_and_resumes_exactly(zero_run, tiny_cogvideox_config, stage) -> None:
+def test_zero_matches_ddp_and_stage_3_resumes_exactly(zero_run, tiny_cogvideox_config, stage) -> None:
     pytest.importorskip("deepspeed")
     run, ddp = zero_run
     build = functools.partial(CogVideoXTransformer3DModel, **tiny_cogvideox_config)
@@ -51,15 +51,20 @@ def test_zero_matches_ddp_and_resumes_exactly(zero_run, tiny_cogvideox_config, s
     at_1 = next(c for c, m in zero.best_checkpoints if m["step"] == 1)
     with at_1.as_directory() as d:  # both ranks' optimizer partitions were persisted
         assert len({p.name for p in Path(d).rglob("*optim_states.pt")}) == 2
-    resumed = run(f"zero{stage}-resumed", stage, resume_from=at_1.path)
-    assert resumed.metrics["resumed_from_step"] == 1
     assert zero.metrics["train/loss"] == pytest.approx(ddp.metrics["train/loss"], rel=1e-5)
-    assert resumed.metrics["train/loss"] == pytest.approx(zero.metrics["train/loss"], rel=1e-6)
-    models = {name: build() for name in ("ddp", "zero", "resumed")}
-    for name, result in (("ddp", ddp), ("zero", zero), ("resumed", resumed)):
+    results = {"ddp": ddp, "zero": zero}
+    if stage == 3:  # resuming is checked under stage 3 only, where parameters are partitioned too (CI time)
+        results["resumed"] = run(f"zero{stage}-resumed", stage, resume_from=at_1.path)
+        assert results["resumed"].metrics["resumed_from_step"] == 1
+        assert results["resumed"].metrics["train/loss"] == pytest.approx(zero.metrics["train/loss"], rel=1e-6)
+    models = {name: build() for name in results}
+    for name, result in results.items():
         load_checkpoint_into(models[name], result.checkpoint)
-    for a, b, c in zip(*(m.parameters() for m in models.values()), strict=True):
+    ddp_params, zero_params = models["ddp"].parameters(), models["zero"].parameters()
+    for a, b in zip(ddp_params, zero_params, strict=True):
         # 5% of two AdamW steps at lr 1e-4: reduce-scatter and all-reduce sum in other orders, and
         # Adam's g/(|g|+ε) magnifies that on elements whose gradient is ~0 (seen: 2.4e-6 on one).
         torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
-        torch.testing.assert_close(c, b)  # a resumed ZeRO run ends where the uninterrupted one does
+    if "resumed" in models:  # a resumed ZeRO run ends where the uninterrupted one does
+        for b, c in zip(models["zero"].parameters(), models["resumed"].parameters(), strict=True):
+            torch.testing.assert_close(c, b)

@@ -8,7 +8,9 @@ on Ray Train workers (`critic.train.runner=ray`, gloo, fractional CPUs) or in th
 against the labels and, for world data, against the noise-free oracle (greedy answers, parsed).
 
 A critic built from scratch first goes through the vision warm-up (`critic.train.vision_warmup_steps`,
-critic/probe.py) in this process. `critic.train.srpo_pairs` adds Dual-IPO's SRPO loss on a pairs
+critic/probe.py) in this process; `critic.train.attribute_warmup_steps` adds one that also teaches
+the vision tower what world clips show (critic/attributes.py), on a new critic or an init one.
+`critic.train.srpo_pairs` adds Dual-IPO's SRPO loss on a pairs
 file written by a round's refresh: with `init` and `labels` set to that round's critic and
 pseudo-labels, the refresh can be re-run with and without the loss (the SRPO ablation).
 
@@ -19,15 +21,17 @@ pseudo-labels, the refresh can be re-run with and without the loss (the SRPO abl
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
-from ipo_ray.config import ConfigError, add_config_args, config_from_args
+from ipo_ray.config import Config, ConfigError, add_config_args, config_from_args
 from ipo_ray.config.critic_train import CriticTrainConfig
 from ipo_ray.critic.adapters import is_adapter
+from ipo_ray.critic.attributes import attribute_targets
 from ipo_ray.critic.augment import (
     DESCRIBE_FIRST_TOKENS,
     self_descriptions,
@@ -35,6 +39,7 @@ from ipo_ray.critic.augment import (
     with_mirrored_pairs,
 )
 from ipo_ray.critic.checkpoint import MANIFEST
+from ipo_ray.critic.contrast import specs_by_caption
 from ipo_ray.critic.evaluate import (
     accuracy,
     format_table,
@@ -52,7 +57,7 @@ from ipo_ray.critic.model import (
     relayout_critic,
 )
 from ipo_ray.critic.probe import warm_up_vision
-from ipo_ray.critic.sft import FrameCache, examples_from_labels, split_held_out
+from ipo_ray.critic.sft import FrameCache, SftExample, examples_from_labels, split_held_out
 from ipo_ray.critic.tokenizer import caption_first
 from ipo_ray.critic.train_loop import TrainPlan, train_critic
 from ipo_ray.critic.train_ray import fit_with_ray
@@ -112,11 +117,11 @@ def main() -> None:
     # World labels come with a prompts table of specs beside them: then the oracle judges too.
     if is_committed(labels_path.with_name("prompts.parquet")):
         prompts_path = labels_path.with_name("prompts.parquet")
-    if t.contrast_pairs and prompts_path is None:
-        parser.exit(
-            2,
-            f"{parser.prog}: critic.train.contrast_pairs: no prompts table with specs beside {labels_path}\n",
-        )
+    for key in ("contrast_pairs", "attribute_warmup_steps"):
+        if getattr(t, key) and prompts_path is None:
+            parser.exit(
+                2, f"{parser.prog}: critic.train.{key}: no prompts table with specs beside {labels_path}\n"
+            )
     examples = examples_from_labels(read_table(labels_path, TableKind.LABELS))
 
     # 2. The critic to start from.
@@ -146,24 +151,17 @@ def main() -> None:
         init_dir = build_critic(run_dir / "init", corpus, arch, t.seed, caption_first=bool(t.caption_first))
         if t.vision_warmup_steps:
             # Stage 1 (critic/probe.py): the vision tower learns what decides a verdict first.
-            model, processor = load_critic(init_dir)
-            train, _ = split_held_out(examples, t.held_out, t.seed)
-            if t.mirror_pairs:
-                train = with_mirrored_pairs(train)
-            torch.manual_seed(t.seed)
-            torch.set_num_threads(t.threads)
-            warmup_loss = warm_up_vision(
-                model,
-                processor,
-                train,
-                FrameCache(cfg.video.num_frames),
-                t.vision_warmup_steps,
-                lr=t.lr,
-                weight_decay=t.weight_decay,
-                seed=t.seed,
-                log=lambda m: print(_progress(m), flush=True),
-            )
-            model.save_pretrained(init_dir)
+            warmup_loss = _warm_up(cfg, init_dir, init_dir, examples, t.vision_warmup_steps)
+    attribute_loss = None
+    if t.attribute_warmup_steps:
+        # Stage 1b (critic/attributes.py): and what the clips show, which the verdicts never ask.
+        train, _ = split_held_out(examples, t.held_out, t.seed)
+        specs = specs_by_caption(read_table(prompts_path, TableKind.PROMPTS).to_pylist())
+        targets = attribute_targets(train, specs)
+        print(f"attribute warm-up: {t.attribute_warmup_steps} steps, {len(targets)} clips with attributes")
+        warm_dir = run_dir / "attribute-warm"
+        attribute_loss = _warm_up(cfg, init_dir, warm_dir, examples, t.attribute_warmup_steps, targets)
+        init_dir = warm_dir
 
     # Describe-first: the critic's own descriptions of every video become the chain-of-thought.
     descriptions_path = None
@@ -260,6 +258,8 @@ def main() -> None:
         manifest["contrast_warmup"] = {"steps": t.contrast_warmup_steps, "evaluation": contrast_warmup}
     if warmup_loss is not None:
         manifest["vision_warmup"] = {"steps": t.vision_warmup_steps, "probe_loss": warmup_loss}
+    if attribute_loss is not None:
+        manifest["attribute_warmup"] = {"steps": t.attribute_warmup_steps, "probe_loss": attribute_loss}
     manifest["evaluation"] = {"held_out_rows": len(held), "greedy": results, "train_minutes": train_minutes}
     manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     reasons = "with reasons" if t.with_reasons else "verdict only"
@@ -267,6 +267,41 @@ def main() -> None:
         f"critic {t.version} ({reasons}) in {out_dir}: {len(held)} held-out labels, {train_minutes:.1f} min"
     )
     print(format_table(results))
+
+
+def _warm_up(
+    cfg: Config,
+    src: Path,
+    out: Path,
+    examples: list[SftExample],
+    steps: int,
+    attributes: dict[str, list[int]] | None = None,
+) -> float:
+    """A vision warm-up (critic/probe.py) of the critic in `src` on the training split, saved to
+    `out` (a copy of `src` first, unless the same folder); returns the last probe loss."""
+    t = cfg.critic.train
+    if out != src:
+        shutil.copytree(src, out, dirs_exist_ok=True)
+    model, processor = load_critic(out)
+    train, _ = split_held_out(examples, t.held_out, t.seed)
+    if t.mirror_pairs:
+        train = with_mirrored_pairs(train)
+    torch.manual_seed(t.seed)
+    torch.set_num_threads(t.threads)
+    loss = warm_up_vision(
+        model,
+        processor,
+        train,
+        FrameCache(cfg.video.num_frames),
+        steps,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        seed=t.seed,
+        log=lambda m: print(_progress(m), flush=True),
+        attributes=attributes,
+    )
+    model.save_pretrained(out)
+    return loss
 
 
 def _fit(plan: TrainPlan, t: CriticTrainConfig, storage: Path, name: str) -> dict[str, float]:

@@ -133,6 +133,17 @@ class CriticTrainConfig(Section):
             "same make (both asked with a third caption, or a clip beside itself); both = the two."
         ),
     )
+    attribute_warmup_steps: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Steps of a vision warm-up that also predicts what each clip shows: the colour, shape and "
+            "action its caption names, for clips the annotators found semantically Good "
+            "(critic/attributes.py), beside the verdict probes; on the init critic (into "
+            "<run>/attribute-warm), or a new one after its verdict warm-up. The verdict probes alone "
+            "never teach shape. Needs the prompts table with specs beside the labels; 0 = none."
+        ),
+    )
     contrast_warmup_steps: int = Field(
         0,
         ge=0,

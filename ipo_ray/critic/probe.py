@@ -22,7 +22,7 @@ without it, and with the probe only during SFT, they stayed at the prior for 1,2
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Qwen2VLForConditionalGeneration
 
+from ipo_ray.critic.attributes import ATTRIBUTES
 from ipo_ray.critic.sft import FrameCache, SftExample
 from ipo_ray.vocab import DIMENSIONS
 
@@ -115,6 +116,7 @@ class _EncodedItems:
         self, processor: Any, frames: FrameCache, items: list[tuple[str, ...]], targets: list[list[int]]
     ):
         videos = [path for item in items for path in item]
+        self.paths = videos
         encoded = processor.video_processor(videos=[frames(p) for p in videos], return_tensors="pt")
         pixels = encoded["pixel_values_videos"]
         self.pixels = pixels.view(len(videos), pixels.shape[0] // len(videos), -1)  # (V, P, D): equal grids
@@ -147,6 +149,7 @@ def warm_up_vision(
     seed: int = 0,
     log: Callable[[dict[str, float]], None] | None = None,
     log_every: int = 250,
+    attributes: Mapping[str, Sequence[int]] | None = None,
 ) -> float:
     """Trains the vision tower (and merger) with linear verdict probes on the labelled items.
 
@@ -165,6 +168,10 @@ def warm_up_vision(
         lr, weight_decay: AdamW.
         seed: Item order.
         log: Called every `log_every` steps with ``warmup/step``, ``warmup/loss``, ``warmup/minutes``.
+        attributes: Video path → class index per attribute of `attributes.ATTRIBUTES` (-100 where
+            unknown), e.g. `attributes.attribute_targets`: linear heads on the same mean tokens
+            predict them too (clips with a verdict label only), so the tower learns what a clip
+            shows, not only what looks wrong.
 
     Returns:
         The mean probe loss over the last `log_every` steps (NaN for 0 steps).
@@ -189,7 +196,12 @@ def warm_up_vision(
         1: nn.Linear(width, len(DIMENSIONS) * 3, device=device),
         2: nn.Linear(2 * width, len(DIMENSIONS) * 3, device=device),
     }
+    # Attribute heads read single clips' mean tokens; targets in the clip set's item order.
+    wanted = ATTRIBUTES.values() if attributes is not None else ()
+    attribute_heads = nn.ModuleList(nn.Linear(width, len(classes), device=device) for classes in wanted)
+    seen = _attribute_labels(sets, attributes) if attributes is not None else None
     params = [*visual.parameters(), *heads[1].parameters(), *heads[2].parameters()]
+    params += list(attribute_heads.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     visual.train()
@@ -198,9 +210,15 @@ def warm_up_vision(
         loss = torch.zeros((), device=device)
         for items, per_step in sets:
             idx = torch.from_numpy(rng.choice(len(items), size=min(per_step, len(items)), replace=False))
-            logits = heads[items.per_item](items.means(visual, width, idx)).view(-1, 3)  # (B·dims, 3)
+            means = items.means(visual, width, idx)
+            logits = heads[items.per_item](means).view(-1, 3)  # (B·dims, 3)
             labels = items.labels[idx].reshape(-1).to(device)
             loss = loss + F.cross_entropy(logits, labels, ignore_index=-100)
+            if seen is not None and items.per_item == 1:
+                for k, head in enumerate(attribute_heads):
+                    target = seen[idx, k].to(device)
+                    if (target != -100).any():
+                        loss = loss + F.cross_entropy(head(means), target, ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -215,3 +233,18 @@ def warm_up_vision(
                 }
             )
     return float(np.mean(losses[-log_every:]))
+
+
+def _attribute_labels(
+    sets: list[tuple[_EncodedItems, int]], attributes: Mapping[str, Sequence[int]]
+) -> torch.Tensor:
+    """(clips, attributes): each single-clip item's attribute targets (-100 where it has none).
+
+    Raises:
+        ValueError: no labelled clip has attribute targets (nothing to learn them from).
+    """
+    clips = next((items for items, _ in sets if items.per_item == 1), None)
+    rows = [list(attributes.get(path, [-100] * len(ATTRIBUTES))) for path in (clips.paths if clips else [])]
+    if not any(v != -100 for row in rows for v in row):
+        raise ValueError("attribute targets were given, but none is for a clip with a verdict label")
+    return torch.tensor(rows, dtype=torch.long)

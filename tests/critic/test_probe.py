@@ -1,6 +1,7 @@
 """The training-only verdict probe: targets per judged item, the probe loss in an SFT step, the
 vision warm-up (vision tower only, learns, leaves a plain Qwen2-VL)."""
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ipo_ray.critic.attributes import ATTRIBUTES
 from ipo_ray.critic.checkpoint import read_manifest
 from ipo_ray.critic.model import CriticArchitecture, build_critic, load_critic
 from ipo_ray.critic.probe import PAIR_CLASSES, POINT_CLASSES, VerdictProbe, verdict_targets, warm_up_vision
@@ -84,3 +86,24 @@ def test_sft_with_the_probe_logs_its_loss(init_dir: Path, small_plan: Callable[.
     saved = load_file(Path(plan.out_dir) / "model.safetensors")
     assert saved.keys() == load_file(init_dir / "model.safetensors").keys()
     assert read_manifest(plan.out_dir)["training"]["probe_weight"] == 1.0
+
+
+def test_warm_up_with_attributes_learns_them_too(examples: list[SftExample], init_dir: Path) -> None:
+    model, processor = load_critic(init_dir)
+    frames = FrameCache(NUM_FRAMES)
+    clips = sorted({e.video_paths[0] for e in examples if e.kind == "pointwise"})
+    # A planted attribute per clip (what it "shows"), one unknown, on the clips the verdicts label.
+    attributes = {p: [i % len(ATTRIBUTES["colour"]), i % 2, -100] for i, p in enumerate(clips)}
+    torch.manual_seed(0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    warm = functools.partial(
+        warm_up_vision, model, processor, examples, frames, lr=3e-3, attributes=attributes
+    )
+    first, last = warm(1), warm(40, log_every=10)
+    assert last < first
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("model.visual.") for k in changed)
+    with pytest.raises(ValueError, match="none is for a clip with a verdict label"):
+        warm_up_vision(model, processor, examples, frames, 1, attributes={"elsewhere.mp4": [0, 0, 0]})
+    with pytest.raises(ValueError, match="none is for a clip with a verdict label"):
+        warm_up_vision(model, processor, examples, frames, 1, attributes={})

@@ -89,11 +89,12 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, override: str, messag
     assert not any(tmp_path.iterdir())  # refused before any work
 
 
-def test_contrast_pairs_without_specs_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["contrast_pairs", "attribute_warmup_steps"])
+def test_caption_specs_needed_but_missing_exit_2(tmp_path: Path, key: str) -> None:
     labels = tmp_path / "labels.parquet"  # no prompts table beside it: checked before anything is read
-    done = _run(f"run.root={tmp_path}", f"critic.train.labels={labels}", "critic.train.contrast_pairs=8")
+    done = _run(f"run.root={tmp_path}", f"critic.train.labels={labels}", f"critic.train.{key}=8")
     assert done.returncode == 2
-    assert "critic.train.contrast_pairs" in done.stderr and "specs" in done.stderr
+    assert f"critic.train.{key}" in done.stderr and "specs" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
 
 
@@ -120,9 +121,13 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
         "critic.train.contrast_pairs=4",
         "critic.train.contrast_kind=both",
         "critic.train.contrast_warmup_steps=2",
+        "critic.train.attribute_warmup_steps=2",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "job"
+    # The attribute warm-up trained a copy of the deepened critic (the shipped one is untouched).
+    assert "attribute warm-up: 2 steps" in done.stdout
+    assert (run / "attribute-warm" / "model.safetensors").is_file()
     # The layout changed on the deepened copy and travels with the trained critic's tokenizer.
     assert not caption_first(AutoTokenizer.from_pretrained(shipped))
     assert caption_first(AutoTokenizer.from_pretrained(run / "critic"))
@@ -139,6 +144,7 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
     # The contrast warm-up trained on contrasts only, and SFT went on from its folder.
     manifest = json.loads((run / "critic" / "critic_manifest.json").read_text())
     assert training["init_dir"] == str(run / "contrast-warm") and manifest["contrast_warmup"]["steps"] == 2
+    assert manifest["attribute_warmup"]["steps"] == 2
     warm = json.loads((run / "contrast-warm" / "critic_manifest.json").read_text())
     assert warm["training"]["contrast_only"] is True and warm["metrics"]["train/step"] == 2
 

@@ -7,6 +7,7 @@ agree with the noise-free oracle, per dimension (IPO §3.1: three annotators, ma
     python jobs/build_seed_set.py [--config FILE] [KEY=VALUE ...]
     python jobs/build_seed_set.py world.seed_set.num_clips=2000 run.name=seed-2k
     python jobs/build_seed_set.py world.seed_set.generated_share=0.5   # half the clips from the generator
+    python jobs/build_seed_set.py --merge runs/seed-set runs/gen11 run.name=mixed   # two sets in one
 """
 
 import argparse
@@ -14,15 +15,30 @@ import time
 from pathlib import Path
 
 from ipo_ray.config import add_config_args, parse_config
+from ipo_ray.data import TableError
 from ipo_ray.vocab import DIMENSIONS
 from ipo_ray.world.build import seed_set
+from ipo_ray.world.merge import merge_seed_sets
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        help="merge these seed-set folders (ids prefixed by folder name) instead of building one",
+    )
     add_config_args(parser)
-    _, cfg = parse_config(parser)
+    args, cfg = parse_config(parser)
     out_dir = Path(cfg.run.root) / (cfg.run.name or "seed-set")
+    if args.merge:
+        try:
+            labels, prompts = merge_seed_sets(args.merge, out_dir)
+        except (OSError, ValueError, TableError) as e:
+            parser.exit(2, f"{parser.prog}: --merge: {e}\n")
+        print(f"{out_dir}: {labels} labels, {prompts} prompts from {len(args.merge)} seed sets")
+        return
 
     start = time.perf_counter()
     summary = seed_set(cfg, out_dir)

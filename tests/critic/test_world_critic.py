@@ -32,7 +32,7 @@ from ipo_ray.world.seed_set import build_seed_set
 
 CRITIC = Path(ipo_ray.__file__).parent / "assets" / "world_critic"
 # The issue's bar (held-out agreement with the oracle), and what the shipped critic does reach:
-# 0.886 pointwise and 0.748 pairwise on a fresh 3,007-label render set (see its README); the fresh
+# 0.897 pointwise and 0.771 pairwise on a fresh 3,007-label render set (see its README); the fresh
 # set here is small, so these regression bars sit well below.
 BAR = {"pointwise/mean": 0.85, "pairwise/all": 0.80}
 REACHED = {"pointwise/mean": 0.80, "pairwise/all": 0.55}
@@ -66,7 +66,7 @@ def fresh_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
 
 def test_shipped_critic_fits_in_the_package_and_loads() -> None:
     assert sum(f.stat().st_size for f in CRITIC.iterdir()) < 30 * 2**20
-    assert read_manifest(CRITIC)["version"] == "world-v4"
+    assert read_manifest(CRITIC)["version"] == "world-v5"
 
 
 @pytest.mark.timeout(120)
@@ -78,7 +78,7 @@ def test_shipped_critic_keeps_its_measured_accuracy(fresh_result: dict[str, dict
 
 
 @pytest.mark.xfail(
-    strict=False,  # pairwise 0.748 < 0.80 on 3,007 fresh labels; a 90-row fresh set may pass by chance
+    strict=False,  # pairwise 0.771 < 0.80 on 3,007 fresh labels; a 90-row fresh set may pass by chance
     reason="pairwise bar not reached by the shipped critic (assets/world_critic/README.md)",
 )
 def test_shipped_critic_meets_the_issue_bar(fresh_result: dict[str, dict[str, float]]) -> None:

@@ -2,7 +2,9 @@
 
 Every critic answers every labelled question once (greedy, through transformers; or, with
 ``--read first-token`` / ``--read both-orders``, its most likely first verdict token, the latter
-averaging each pairwise question over both video orders); the table has one
+averaging each pairwise question over both video orders; or, with ``--read judge-first``, each
+pairwise question after the critic's own pointwise verdicts on both videos, both orders averaged:
+the read-out of critics trained with ``critic.train.judge_first``); the table has one
 column per critic and reference. World labels (a seed set written by `jobs/build_seed_set.py`) come
 with a prompts table of specs beside them, and the noise-free oracle is scored too — e.g. a critic
 trained on renders, on a seed set of generated clips (`world.seed_set.generated_share=1`).
@@ -31,6 +33,7 @@ from ipo_ray.critic.evaluate import (
 )
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
+from ipo_ray.critic.judge_first import judge_first_verdicts
 from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
 from ipo_ray.data import TableKind, is_committed, read_table
@@ -52,10 +55,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--read",
-        choices=("greedy", "first-token", "both-orders"),
+        choices=("greedy", "first-token", "both-orders", "judge-first"),
         default="greedy",
         help="greedy answers (what the served critic says); the most likely first verdict token; or "
-        "that with every pairwise question also asked with its videos swapped, the orders averaged",
+        "that with every pairwise question also asked with its videos swapped, the orders averaged; or "
+        "that after the critic's own pointwise verdicts on both videos (critic.train.judge_first critics)",
     )
     args = parser.parse_args()
     # Bad input is refused before any model loads.
@@ -87,7 +91,11 @@ def main() -> None:
             sampling = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens)
             predicted = greedy_verdicts(TransformersBackend(critic, sampling), examples, frames)
         else:
-            read = first_token_verdicts if args.read == "first-token" else both_orders_verdicts
+            read = {
+                "first-token": first_token_verdicts,
+                "both-orders": both_orders_verdicts,
+                "judge-first": judge_first_verdicts,
+            }[args.read]
             predicted = read(*load_critic(critic), examples, frames)
         for name, reference in references.items():
             results[f"{critic_name}:{name}"] = accuracy(examples, predicted, reference)

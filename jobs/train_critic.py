@@ -49,6 +49,7 @@ from ipo_ray.critic.evaluate import (
 )
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
+from ipo_ray.critic.judge_first import JUDGE_FIRST_TOKENS, own_verdicts, with_own_verdicts
 from ipo_ray.critic.model import (
     CriticArchitecture,
     build_critic,
@@ -170,8 +171,18 @@ def main() -> None:
         videos = [p for e in examples for p in e.video_paths]
         described = self_descriptions(describer, videos, FrameCache(cfg.video.num_frames))
         descriptions_path = run_dir / "descriptions.json"
+        run_dir.mkdir(parents=True, exist_ok=True)
         descriptions_path.write_text(json.dumps(described, indent=0))
         print(f"describe-first: {len(described)} videos described by {init_dir} in {descriptions_path}")
+
+    # Judge-first: the critic's own pointwise verdicts on both videos become each pair's thinking.
+    pair_thinking_path = None
+    if t.judge_first:
+        thinking = own_verdicts(*load_critic(init_dir), examples, FrameCache(cfg.video.num_frames))
+        pair_thinking_path = run_dir / "pair_thinking.json"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        pair_thinking_path.write_text(json.dumps(thinking, indent=0))
+        print(f"judge-first: {len(thinking)} pairwise questions judged by {init_dir} in {pair_thinking_path}")
 
     # 3. Train (Ray Train workers or this process): the contrast warm-up, if any, then SFT.
     settings = render_settings(cfg.world.render)
@@ -188,6 +199,7 @@ def main() -> None:
         contrast_pairs=t.contrast_pairs,
         contrast_kind=t.contrast_kind,
         descriptions_path=str(descriptions_path) if descriptions_path else None,
+        pair_thinking_path=str(pair_thinking_path) if pair_thinking_path else None,
         probe_weight=t.probe_weight,
         srpo_pairs_path=t.srpo_pairs,
         srpo_beta=cfg.loop.srpo.beta,
@@ -242,6 +254,9 @@ def main() -> None:
     if descriptions_path:  # the critic describes before it answers (question with chain-of-thought)
         held = with_descriptions(held, json.loads(descriptions_path.read_text()))
         max_new_tokens = max(max_new_tokens, DESCRIBE_FIRST_TOKENS)
+    if pair_thinking_path:  # the critic writes both videos' verdicts before its preference
+        held = with_own_verdicts(held, json.loads(pair_thinking_path.read_text()))
+        max_new_tokens = max(max_new_tokens, JUDGE_FIRST_TOKENS)
     backend = TransformersBackend(out_dir, SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens))
     predicted = greedy_verdicts(backend, held, FrameCache(cfg.video.num_frames))
     labels = [e.verdict for e in held]

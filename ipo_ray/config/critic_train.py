@@ -30,6 +30,12 @@ class CriticTrainConfig(Section):
         "video(s) as chain-of-thought before the verdict (critic/augment.py); serve the result with "
         "critic.chain_of_thought: true.",
     )
+    judge_first: bool = Field(
+        False,
+        description="With init: train every pairwise question with the init critic's own pointwise "
+        "verdicts on both videos as chain-of-thought before the preference ('Video A: Good. Video B: "
+        "Bad.', critic/judge_first.py); pointwise questions stay direct.",
+    )
     out: str | None = Field(
         None, description="Checkpoint folder to write; null = <run.root>/<run.name or 'critic'>/critic."
     )
@@ -235,6 +241,10 @@ class CriticTrainConfig(Section):
             problems.append(("deepen_layers", "deepens the init critic; set init (a critic folder)"))
         if self.describe_first and not self.init:
             problems.append(("describe_first", "the descriptions come from the init critic; set init"))
+        if self.judge_first and not self.init:
+            problems.append(("judge_first", "the verdicts come from the init critic; set init"))
+        if self.judge_first and self.describe_first:
+            problems.append(("judge_first", "pairwise thinking is one kind; set describe_first: false"))
         if self.deepen_layers and self.lora:
             problems.append(("deepen_layers", "new layers must train in full; set lora: false"))
         if self.save_adapter and not (self.lora and self.init):

@@ -30,7 +30,9 @@ DESCRIBE_FIRST_TOKENS = 160
 
 _MIRROR_PREFERENCE = {"A": "B", "B": "A", "tie": "tie"}
 _VIDEO_LETTER = re.compile(r"\b([Vv]ideo) ([AB])\b")
-_PAIR_THINKING = re.compile(r"Video A shows: (.*)\nVideo B shows: (.*)", re.DOTALL)
+# Thinking that speaks of each video in turn: describe-first ("Video A shows: ...") and judge-first
+# ("Video A: Good.", critic/judge_first.py).
+_PAIR_THINKING = re.compile(r"Video A( shows)?: (.*)\nVideo B( shows)?: (.*)", re.DOTALL)
 
 
 def mirrored(example: SftExample) -> SftExample:
@@ -61,11 +63,12 @@ def _swap_letters(text: str) -> str:
 
 
 def _mirrored_thinking(thinking: str) -> str:
-    """Describe-first thinking keeps its A-then-B order; other thinking only swaps the letters."""
-    described = _PAIR_THINKING.fullmatch(thinking)
-    if described is None:
+    """Describe-first and judge-first thinking keep their A-then-B order (what each video shows or
+    its verdict swaps places); other thinking only swaps the letters."""
+    each = _PAIR_THINKING.fullmatch(thinking)
+    if each is None:
         return _swap_letters(thinking)
-    return f"Video A shows: {described[2]}\nVideo B shows: {described[1]}"
+    return f"Video A{each[3] or ''}: {each[4]}\nVideo B{each[1] or ''}: {each[2]}"
 
 
 def with_mirrored_pairs(examples: Sequence[SftExample]) -> list[SftExample]:

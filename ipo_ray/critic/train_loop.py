@@ -25,6 +25,7 @@ from ipo_ray.critic.augment import with_descriptions, with_mirrored_pairs
 from ipo_ray.critic.checkpoint import save_checkpoint
 from ipo_ray.critic.contrast import caption_contrast_pairs, own_rows, specs_by_caption
 from ipo_ray.critic.held_out import HeldOutEvaluator, WorldCheck
+from ipo_ray.critic.judge_first import with_own_verdicts
 from ipo_ray.critic.model import load_critic
 from ipo_ray.critic.probe import VerdictProbe
 from ipo_ray.critic.sft import (
@@ -73,6 +74,9 @@ class TrainPlan:
         descriptions_path: JSON {video path: the critic's own description} (`augment.self_descriptions`);
             set = describe-first: every question trains and evaluates with those as its
             chain-of-thought (`augment.with_descriptions`). None = direct answers.
+        pair_thinking_path: JSON {label id: the init critic's own pointwise verdicts on both videos}
+            (`judge_first.own_verdicts`); set = judge-first: every pairwise question trains and
+            evaluates with them as its chain-of-thought. None = direct pairwise answers.
         lr, weight_decay: AdamW.
         batch_size: Global examples per step (split over workers).
         steps: Step cap.
@@ -110,6 +114,7 @@ class TrainPlan:
     contrast_kind: str = "pointwise"
     contrast_only: bool = False
     descriptions_path: str | None = None
+    pair_thinking_path: str | None = None
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -170,6 +175,8 @@ def train_critic(
     examples = examples_from_labels(read_table(plan.labels_path, TableKind.LABELS))
     if plan.descriptions_path is not None:
         examples = with_descriptions(examples, json.loads(Path(plan.descriptions_path).read_text()))
+    if plan.pair_thinking_path is not None:
+        examples = with_own_verdicts(examples, json.loads(Path(plan.pair_thinking_path).read_text()))
     train, held = split_held_out(examples, plan.held_out, plan.seed)
     if plan.mirror_pairs:  # after the split: a held-out pair is never trained on in either order
         train = with_mirrored_pairs(train)

@@ -50,6 +50,10 @@ def test_critics_are_scored_against_labels_and_oracle_and_bad_input_is_refused(t
     columns = [f"{c}:{ref}" for c in (critic, twin) for ref in ("labels", "oracle")]
     assert header == [*columns, "labels:oracle"]
     assert any(line.startswith("pairwise/all") for line in both.stdout.splitlines())
+    judged = _eval("--labels", str(seed / "labels.parquet"), "--read", "judge-first", str(critic))
+    assert judged.returncode == 0, judged.stderr[-3000:]
+    assert "read: judge-first" in judged.stdout
+    assert any(line.startswith("pairwise/all") for line in judged.stdout.splitlines())
 
     not_a_critic = _eval("--labels", str(seed / "labels.parquet"), str(tmp_path))
     assert not_a_critic.returncode != 0 and "no config.json" in not_a_critic.stderr

@@ -5,10 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 from transformers import AutoTokenizer
 
+from ipo_ray.critic.judge_first import parse_verdict_thinking
 from ipo_ray.critic.tokenizer import caption_first
+from ipo_ray.data import TableKind, read_table
+from ipo_ray.world.annotators import make_annotators
+from ipo_ray.world.render import RenderSettings
+from ipo_ray.world.seed_set import build_seed_set
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALLEST = [
@@ -80,6 +86,7 @@ def test_ray_workers_find_a_run_root_given_relative_to_the_job(tmp_path: Path) -
         ("critic.train.batch_size=5", "critic.train.batch_size: must be a multiple of workers (2)"),
         ("critic.train.cpus_per_worker=0", "critic.train.cpus_per_worker: must be greater than 0"),
         ("critic.train.contrast_warmup_steps=5", "critic.train.contrast_warmup_steps: trains on contrasts"),
+        ("critic.train.judge_first=true", "critic.train.judge_first: the verdicts come from the init critic"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, override: str, message: str) -> None:
@@ -147,6 +154,39 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
     assert manifest["attribute_warmup"]["steps"] == 2
     warm = json.loads((run / "contrast-warm" / "critic_manifest.json").read_text())
     assert warm["training"]["contrast_only"] is True and warm["metrics"]["train/step"] == 2
+
+
+@pytest.mark.timeout(300)
+def test_the_shipped_critic_continues_judging_first_on_a_given_labels_table(tmp_path: Path) -> None:
+    seed = tmp_path / "seed"
+    build_seed_set(
+        seed,
+        num_clips=4,
+        num_pairs=4,
+        defect_rate=0.5,
+        strength_range=(0.6, 1.0),
+        seed=5,
+        annotators=make_annotators(3, seed=0),
+        settings=RenderSettings(),
+    )
+    from_scratch_only = ("video.num_frames", "critic.train.vocab_size", "critic.train.vision")
+    continued = [a for a in SMALLEST if not a.startswith(from_scratch_only)]
+    done = _run(
+        f"run.root={tmp_path}",
+        "run.name=job",  # a run folder the job makes itself: no seed set or deepened copy in it first
+        *continued,
+        f"critic.train.labels={seed / 'labels.parquet'}",
+        f"critic.train.init={ROOT / 'ipo_ray' / 'assets' / 'world_critic'}",
+        "critic.train.judge_first=true",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    thinking = json.loads((tmp_path / "job" / "pair_thinking.json").read_text())
+    pairs = read_table(seed / "labels.parquet", TableKind.LABELS).filter(pc.field("kind") == "pairwise")
+    assert sorted(thinking) == sorted(pairs.column("label_id").to_pylist())
+    assert all(parse_verdict_thinking(t) is not None for t in thinking.values())
+    assert "pairwise/all" in done.stdout  # scored with the critic writing its verdicts first
+    training = json.loads((tmp_path / "job" / "critic" / "critic_manifest.json").read_text())["training"]
+    assert training["pair_thinking_path"] == str(tmp_path / "job" / "pair_thinking.json")
 
 
 @pytest.mark.parametrize("key", ["deepen_layers=1", "caption_first=true"])

@@ -138,12 +138,14 @@ def score_with_critic(args: argparse.Namespace, cfg) -> None:  # noqa: ANN001 - 
         from ipo_ray.critic.hf_backend import TransformersBackend
         from ipo_ray.critic.judge import SamplingConfig
         from ipo_ray.critic.serve.versions import resolve_critic_path
+        from ipo_ray.critic.tokenizer import judges_first
 
         c = cfg.critic
         folder = resolve_critic_path(c.path)
         sampling = SamplingConfig(c.temperature, c.top_p, c.max_new_tokens, c.seed)
-        scorer = LocalCritic(TransformersBackend(folder, sampling), critic_version(folder), c.samples,
-                             cfg.video.num_frames)  # fmt: skip
+        backend = TransformersBackend(folder, sampling)
+        scorer = LocalCritic(backend, critic_version(folder), c.samples, cfg.video.num_frames,
+                             judge_first=judges_first(backend.processor.tokenizer))  # fmt: skip
         verdicts = scorer(tasks)
     store.put_critic_verdicts(verdicts)
     found = find_disagreements(store.tasks(), voted, store.labels(), store.critic_verdicts())

@@ -11,10 +11,17 @@ trained on renders, on a seed set of generated clips (`world.seed_set.generated_
 
     python jobs/eval_critic.py --labels runs/heldout-gen/labels.parquet \
         ipo_ray/assets/world_critic runs/world-critic-v3/critic
+
+By default each critic is read as ``POST /v1/compare`` reads it (``--read served``: judge-first for a
+critic whose checkpoint declares it, greedy for the others). With ``--url`` the running app itself is
+scored too: its voted verdicts over HTTP (n samples, the version's own read), one request per item::
+
+    python jobs/eval_critic.py --labels runs/seed41/labels.parquet --url http://127.0.0.1:8000
 """
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +41,7 @@ from ipo_ray.critic.evaluate import (
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
 from ipo_ray.critic.judge_first import judge_first_verdicts
-from ipo_ray.critic.model import load_critic
+from ipo_ray.critic.model import critic_judges_first, load_critic
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
 from ipo_ray.data import TableKind, is_committed, read_table
 from ipo_ray.world.build import render_settings
@@ -42,7 +49,16 @@ from ipo_ray.world.build import render_settings
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("critics", nargs="+", type=Path, help="critic folders")
+    parser.add_argument("critics", nargs="*", type=Path, help="critic folders")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="also score a running critic app (jobs/serve_critic.py) over HTTP: its voted verdicts, as "
+        "clients get them (videos named by path: the labels' videos must lie under serve.allowed_root; "
+        "bearer token from $IPO_RAY_CRITIC_TOKEN)",
+    )
+    parser.add_argument("--version", default=None, help="with --url: the critic version to ask")
+    parser.add_argument("--samples", type=int, default=None, help="with --url: n per question")
     parser.add_argument("--labels", type=Path, required=True, help="labels table (Parquet)")
     parser.add_argument("--max-rows", type=int, default=None, help="score the first N label rows only")
     parser.add_argument(
@@ -55,14 +71,17 @@ def main() -> None:
     )
     parser.add_argument(
         "--read",
-        choices=("greedy", "first-token", "both-orders", "judge-first"),
-        default="greedy",
-        help="greedy answers (what the served critic says); the most likely first verdict token; or "
-        "that with every pairwise question also asked with its videos swapped, the orders averaged; or "
-        "that after the critic's own pointwise verdicts on both videos (critic.train.judge_first critics)",
+        choices=("served", "greedy", "first-token", "both-orders", "judge-first"),
+        default="served",
+        help="greedy answers; the most likely first verdict token; or that with every pairwise "
+        "question also asked with its videos swapped, the orders averaged; or that after the critic's "
+        "own pointwise verdicts on both videos; or (the default) as POST /v1/compare reads the critic: "
+        "judge-first for critics that judge first (critic.train.judge_first), greedy for the others",
     )
     args = parser.parse_args()
     # Bad input is refused before any model loads.
+    if not args.critics and not args.url:
+        sys.exit(f"{parser.prog}: name critic folders to score, or a running app with --url")
     missing = [str(c) for c in args.critics if not ((c / "config.json").is_file() or is_adapter(c))]
     if missing:
         sys.exit(f"{parser.prog}: not critic folders (no config.json or adapter_config.json): {missing}")
@@ -86,8 +105,13 @@ def main() -> None:
             examples, read_table(prompts, TableKind.PROMPTS), render_settings(cfg.world.render)
         )
     results = {}
+    reads = []
     for critic, critic_name in zip(args.critics, names, strict=True):
-        if args.read == "greedy":
+        read_name = args.read
+        if read_name == "served":
+            read_name = "judge-first" if critic_judges_first(critic) else "greedy"
+        reads.append(f"{critic_name} {read_name}")
+        if read_name == "greedy":
             sampling = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens)
             predicted = greedy_verdicts(TransformersBackend(critic, sampling), examples, frames)
         else:
@@ -95,13 +119,24 @@ def main() -> None:
                 "first-token": first_token_verdicts,
                 "both-orders": both_orders_verdicts,
                 "judge-first": judge_first_verdicts,
-            }[args.read]
+            }[read_name]
             predicted = read(*load_critic(critic), examples, frames)
         for name, reference in references.items():
             results[f"{critic_name}:{name}"] = accuracy(examples, predicted, reference)
+    if args.url:
+        from ipo_ray.critic.client import CriticClient
+        from ipo_ray.critic.served_eval import served_verdicts
+
+        with CriticClient(args.url, token=os.environ.get("IPO_RAY_CRITIC_TOKEN")) as client:
+            predicted, version = served_verdicts(client, examples, args.version, args.samples)
+        reads.append(f"served:{version} http")
+        for name, reference in references.items():
+            results[f"served:{version}:{name}"] = accuracy(examples, predicted, reference)
     if "oracle" in references:
         results["labels:oracle"] = accuracy(examples, references["labels"], references["oracle"])
-    print(f"{len(examples)} labelled questions from {args.labels}, read: {args.read}")
+    same = len({r.split()[-1] for r in reads}) == 1
+    read_names = reads[0].split()[-1] if same else ", ".join(reads)
+    print(f"{len(examples)} labelled questions from {args.labels}, read: {read_names}")
     print(format_table(results))
 
 

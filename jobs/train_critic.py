@@ -27,6 +27,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
+from transformers import AutoTokenizer
 
 from ipo_ray.config import Config, ConfigError, add_config_args, config_from_args
 from ipo_ray.config.critic_train import CriticTrainConfig
@@ -49,17 +50,18 @@ from ipo_ray.critic.evaluate import (
 )
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
-from ipo_ray.critic.judge_first import JUDGE_FIRST_TOKENS, own_verdicts, with_own_verdicts
+from ipo_ray.critic.judge_first import judge_first_verdicts, own_verdicts
 from ipo_ray.critic.model import (
     CriticArchitecture,
     build_critic,
+    critic_judges_first,
     deepen_critic,
     load_critic,
     relayout_critic,
 )
 from ipo_ray.critic.probe import warm_up_vision
 from ipo_ray.critic.sft import FrameCache, SftExample, examples_from_labels, split_held_out
-from ipo_ray.critic.tokenizer import caption_first
+from ipo_ray.critic.tokenizer import caption_first, set_judges_first
 from ipo_ray.critic.train_loop import TrainPlan, train_critic
 from ipo_ray.critic.train_ray import fit_with_ray
 from ipo_ray.data import TableKind, is_committed, read_table
@@ -176,8 +178,12 @@ def main() -> None:
         print(f"describe-first: {len(described)} videos described by {init_dir} in {descriptions_path}")
 
     # Judge-first: the critic's own pointwise verdicts on both videos become each pair's thinking.
+    # Unset, the init critic's read carries over (a judge-first critic stays one when fine-tuned).
+    judge_first = t.judge_first
+    if judge_first is None:
+        judge_first = bool(t.init) and not t.describe_first and critic_judges_first(init_dir)
     pair_thinking_path = None
-    if t.judge_first:
+    if judge_first:
         thinking = own_verdicts(*load_critic(init_dir), examples, FrameCache(cfg.video.num_frames))
         pair_thinking_path = run_dir / "pair_thinking.json"
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -243,9 +249,12 @@ def main() -> None:
         contrast_warmup = _fit(warm, t, run_dir / "ray", "critic-contrast-warm")
         plan = replace(plan, init_dir=warm.out_dir)
     _fit(plan, t, run_dir / "ray", "critic-sft")
+    if (out_dir / "tokenizer_config.json").is_file():  # the checkpoint records how it reads pairs
+        _record_pairwise_read(out_dir, judge_first)
     train_minutes = (time.perf_counter() - start) / 60
 
-    # 4. Held-out accuracy of greedy answers, against the labels and (world data) the oracle.
+    # 4. Held-out accuracy of greedy answers (a judge-first critic: read as it is served, its own
+    # verdicts on both videos first), against the labels and (world data) the oracle.
     train, held = split_held_out(examples, t.held_out, t.seed)
     if not held:
         print(f"no held-out labels (critic.train.held_out={t.held_out}); critic in {out_dir}")
@@ -254,11 +263,12 @@ def main() -> None:
     if descriptions_path:  # the critic describes before it answers (question with chain-of-thought)
         held = with_descriptions(held, json.loads(descriptions_path.read_text()))
         max_new_tokens = max(max_new_tokens, DESCRIBE_FIRST_TOKENS)
-    if pair_thinking_path:  # the critic writes both videos' verdicts before its preference
-        held = with_own_verdicts(held, json.loads(pair_thinking_path.read_text()))
-        max_new_tokens = max(max_new_tokens, JUDGE_FIRST_TOKENS)
-    backend = TransformersBackend(out_dir, SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens))
-    predicted = greedy_verdicts(backend, held, FrameCache(cfg.video.num_frames))
+    frames = FrameCache(cfg.video.num_frames)
+    if judge_first:
+        predicted = judge_first_verdicts(*load_critic(out_dir), held, frames)
+    else:
+        backend = TransformersBackend(out_dir, SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens))
+        predicted = greedy_verdicts(backend, held, frames)
     labels = [e.verdict for e in held]
     baseline = majority_baseline(train, held)
     results = {"labels": accuracy(held, predicted, labels)}
@@ -275,7 +285,12 @@ def main() -> None:
         manifest["vision_warmup"] = {"steps": t.vision_warmup_steps, "probe_loss": warmup_loss}
     if attribute_loss is not None:
         manifest["attribute_warmup"] = {"steps": t.attribute_warmup_steps, "probe_loss": attribute_loss}
-    manifest["evaluation"] = {"held_out_rows": len(held), "greedy": results, "train_minutes": train_minutes}
+    manifest["evaluation"] = {
+        "held_out_rows": len(held),
+        "greedy": results,  # the key predates the judge-first read; "read" says which it was
+        "read": "judge-first" if judge_first else "greedy",
+        "train_minutes": train_minutes,
+    }
     manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     reasons = "with reasons" if t.with_reasons else "verdict only"
     print(
@@ -333,9 +348,13 @@ def _fit(plan: TrainPlan, t: CriticTrainConfig, storage: Path, name: str) -> dic
 
 def _reads_caption_first(critic_dir: Path) -> bool:
     """The prompt layout a critic folder was trained with (kept in its tokenizer's config)."""
-    from transformers import AutoTokenizer
-
     return caption_first(AutoTokenizer.from_pretrained(critic_dir))
+
+
+def _record_pairwise_read(critic_dir: Path, judge_first: bool) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(critic_dir)
+    set_judges_first(tokenizer, judge_first)
+    tokenizer.save_pretrained(critic_dir)
 
 
 def _progress(metrics: dict[str, float]) -> str:

@@ -74,13 +74,21 @@ class LocalCritic:
         samples: n samples per question, voted.
         num_frames: Frames sampled per video (as the critic was trained).
         batch: Tasks per backend call.
+        judge_first: The critic's pairwise read (`tokenizer.judges_first`), as the Serve app reads it.
     """
 
     def __init__(
-        self, backend: judge.CriticBackend, version: str, samples: int, num_frames: int, batch: int = 16
+        self,
+        backend: judge.CriticBackend,
+        version: str,
+        samples: int,
+        num_frames: int,
+        batch: int = 16,
+        judge_first: bool = False,
     ) -> None:
         self.backend, self.version, self.samples, self.batch = backend, version, samples, batch
         self.frames = FrameCache(num_frames)
+        self.judge_first = judge_first
 
     def __call__(self, tasks: Sequence[Task]) -> list[CriticVerdict]:
         """Every dimension of every task, `batch` tasks of one kind per backend call."""
@@ -95,7 +103,9 @@ class LocalCritic:
                     answers = judge.score(self.backend, a, captions, DIMENSIONS, self.samples)
                 else:
                     b = [self.frames(t.video_path_b) for t in chunk]
-                    answers = judge.compare(self.backend, a, b, captions, DIMENSIONS, self.samples)
+                    answers = judge.compare(
+                        self.backend, a, b, captions, DIMENSIONS, self.samples, judge_first=self.judge_first
+                    )
                 for task, per_dim in zip(chunk, answers, strict=True):
                     for dim, parsed in per_dim.items():
                         result = vote(parsed, kind)

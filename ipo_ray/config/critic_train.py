@@ -30,11 +30,13 @@ class CriticTrainConfig(Section):
         "video(s) as chain-of-thought before the verdict (critic/augment.py); serve the result with "
         "critic.chain_of_thought: true.",
     )
-    judge_first: bool = Field(
-        False,
+    judge_first: bool | None = Field(
+        None,
         description="With init: train every pairwise question with the init critic's own pointwise "
         "verdicts on both videos as chain-of-thought before the preference ('Video A: Good. Video B: "
-        "Bad.', critic/judge_first.py); pointwise questions stay direct.",
+        "Bad.', critic/judge_first.py); pointwise questions stay direct. The checkpoint records it "
+        "(tokenizer config critic_pairwise_read), and POST /v1/compare, jobs/eval_critic.py and the "
+        "loop's critic refresh read its pairs so. null = as the init critic reads (direct without init).",
     )
     out: str | None = Field(
         None, description="Checkpoint folder to write; null = <run.root>/<run.name or 'critic'>/critic."
@@ -245,6 +247,8 @@ class CriticTrainConfig(Section):
             problems.append(("judge_first", "the verdicts come from the init critic; set init"))
         if self.judge_first and self.describe_first:
             problems.append(("judge_first", "pairwise thinking is one kind; set describe_first: false"))
+        if self.judge_first and self.save_adapter:
+            problems.append(("judge_first", "an adapter reads as its base critic does; save_adapter: false"))
         if self.deepen_layers and self.lora:
             problems.append(("deepen_layers", "new layers must train in full; set lora: false"))
         if self.save_adapter and not (self.lora and self.init):

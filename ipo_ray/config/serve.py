@@ -40,11 +40,12 @@ class ServeConfig(Section):
     max_samples: int = Field(
         32, ge=1, description="Largest per-request override of critic.samples (n) a client may ask for."
     )
-    compare_both_orders: bool = Field(
-        False,
+    compare_both_orders: bool | None = Field(
+        None,
         description="POST /v1/compare also asks every question with video B shown first and pools "
         "both orders' answers (twice the samples), so a critic's preference for a position cannot "
-        "decide the vote; a request's both_orders overrides it.",
+        "decide the vote; a request's both_orders overrides it. null = both orders for critics that "
+        "judge first (their bar was measured so), one order for the others.",
     )
     auth: bool = Field(False, description="Require 'Authorization: Bearer <token>' on every /v1 route.")
     auth_token_env: str = Field(

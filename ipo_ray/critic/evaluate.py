@@ -27,7 +27,7 @@ from ipo_ray.critic.judge import CriticBackend, CriticRequest
 from ipo_ray.critic.parity import verdict_ids_after_marker, verdict_token_ids
 from ipo_ray.critic.parse import parse_answer
 from ipo_ray.critic.sft import SftExample, answer_loss, collate, encode, model_device
-from ipo_ray.critic.templates import ANSWER_MARKER
+from ipo_ray.critic.templates import answer_prefix
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_frames
 from ipo_ray.vocab import DIMENSIONS
@@ -86,7 +86,7 @@ def first_token_probabilities(
                     e,
                     [frames(p) for p in e.video_paths],
                     with_answer=False,
-                    prefix=f"{e.thinking.strip()}\n{ANSWER_MARKER}" if e.thinking else "",
+                    prefix=answer_prefix(e.thinking) if e.thinking else "",
                 )
                 for e in chunk
             ],

@@ -40,8 +40,10 @@ class TransformersBackend:
         return [self._generate_one(request, n) for request in requests]
 
     def inputs(self, request: CriticRequest) -> dict[str, torch.Tensor]:
-        """The processor's tensors for one request (ids, mm_token_type_ids, pixels, grids)."""
+        """The processor's tensors for one request (ids, mm_token_type_ids, pixels, grids); the
+        answer's given start, if any, ends the prompt."""
         prompt = render_prompt(self.processor.tokenizer, request.question, len(request.videos))
+        prompt += request.answer_prefix
         return self.processor(text=[prompt], videos=list(request.videos), return_tensors="pt")
 
     @torch.inference_mode()

@@ -6,14 +6,21 @@ parse every sample. Voting (`ipo_ray.critic.voting.vote`) is left to the caller,
 raw answers for the labels table and for debugging.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
 from ipo_ray.critic.parse import ParsedAnswer, parse_answer
-from ipo_ray.critic.templates import Kind, pairwise_question, pointwise_question
+from ipo_ray.critic.templates import (
+    Kind,
+    answer_prefix,
+    pairwise_question,
+    pointwise_question,
+    verdict_thinking,
+)
+from ipo_ray.critic.voting import vote
 from ipo_ray.vocab import Dimension
 
 
@@ -49,10 +56,20 @@ class CriticRequest:
     Attributes:
         videos: Each a uint8 array (T, H, W, 3) of uniformly sampled RGB frames.
         question: Text from `templates.pointwise_question` / `pairwise_question`.
+        answer_prefix: The start of the answer, given: both backends append it after the
+            generation prompt and return only what the model writes after it (`reply_text` joins
+            them back). A judge-first critic's pairwise answers start with its own verdicts
+            (`templates.answer_prefix`).
     """
 
     videos: tuple[np.ndarray, ...]
     question: str
+    answer_prefix: str = ""
+
+
+def reply_text(request: CriticRequest, continuation: str) -> str:
+    """The whole answer to `request`: its given prefix, then what the model wrote after it."""
+    return request.answer_prefix + continuation
 
 
 class CriticBackend(Protocol):
@@ -102,7 +119,8 @@ def compare(
     dimensions: Sequence[Dimension],
     n: int,
     cot: bool = False,
-    both_orders: bool = False,
+    both_orders: bool | None = None,
+    judge_first: bool = False,
 ) -> list[dict[Dimension, list[ParsedAnswer]]]:
     """Pairwise judgements (A/B/tie): n parsed answers per pair and dimension; arguments as `score`.
 
@@ -110,24 +128,94 @@ def compare(
         both_orders: Also ask every question with B shown first, and add those n answers, their
             verdicts mapped back (`from_swapped_order`), after the n in the given order: 2n answers
             whose vote cannot favour a position. A critic that prefers whichever video comes first
-            then splits its votes instead of answering "A" with certainty.
+            then splits its votes instead of answering "A" with certainty. None = as the Serve app
+            does by default: both orders for a judge-first critic, one order otherwise.
+        judge_first: The critic's read (`tokenizer.judges_first`): first `score` both videos (n
+            samples, voted), then ask each pair after those verdicts (`judged_pair_requests`).
     """
     if not len(videos_a) == len(videos_b) == len(captions):
         raise ValueError(f"{len(videos_a)} A videos, {len(videos_b)} B videos, {len(captions)} captions")
-    orders = [(videos_a, videos_b), (videos_b, videos_a)] if both_orders else [(videos_a, videos_b)]
+    both_orders = judge_first if both_orders is None else both_orders
+    verdicts: list[tuple[dict[Dimension, str | None], dict[Dimension, str | None]] | None]
+    verdicts = [None] * len(captions)
+    if judge_first:
+        pointwise = score(backend, [*videos_a, *videos_b], [*captions, *captions], dimensions, n, cot)
+        answers_a, answers_b = pointwise[: len(captions)], pointwise[len(captions) :]
+        verdicts = [
+            voted_pair_verdicts([*(a[d] for d in dimensions), *(b[d] for d in dimensions)], dimensions)
+            for a, b in zip(answers_a, answers_b, strict=True)
+        ]
     requests = [
-        CriticRequest((a, b), pairwise_question(caption, d, cot))
-        for first, second in orders
-        for a, b, caption in zip(first, second, captions, strict=True)
-        for d in dimensions
+        r
+        for a, b, caption, judged in zip(videos_a, videos_b, captions, verdicts, strict=True)
+        for r in judged_pair_requests(a, b, caption, dimensions, cot, both_orders, judged)
     ]
-    answers = _ask(backend, requests, len(orders) * len(captions), dimensions, n, "pairwise", cot)
+    answers = _ask(backend, requests, len(requests) // len(dimensions), dimensions, n, "pairwise", cot)
     if not both_orders:
         return answers
-    given, swapped = answers[: len(captions)], answers[len(captions) :]
+    given, swapped = answers[0::2], answers[1::2]
     return [
         {d: pooled_orders(first[d], second[d]) for d in dimensions}
         for first, second in zip(given, swapped, strict=True)
+    ]
+
+
+def judged_pair_requests(
+    video_a: np.ndarray,
+    video_b: np.ndarray,
+    caption: str,
+    dimensions: Sequence[Dimension],
+    cot: bool,
+    both_orders: bool,
+    verdicts: tuple[Mapping[Dimension, str | None], Mapping[Dimension, str | None]] | None = None,
+) -> list[CriticRequest]:
+    """The pairwise requests of one pair: one per dimension with A shown first, then (both_orders)
+    one per dimension with B shown first.
+
+    Args:
+        verdicts: For a judge-first critic, the voted pointwise verdict of A and of B per dimension.
+            A dimension where both are known is asked with chain-of-thought and its answer starts
+            with them (``Video A: Bad.\\nVideo B: Good.\\nAnswer:``; swapped, the lines follow the
+            videos as shown), exactly as the critic was trained. Where a video has no majority
+            verdict (a split vote, nothing parsed), that dimension is asked directly.
+
+    Raises:
+        ValueError: an empty caption or unknown dimension (from the templates).
+    """
+    orders = [(video_a, video_b, 0), (video_b, video_a, 1)] if both_orders else [(video_a, video_b, 0)]
+    requests = []
+    for first, second, flip in orders:
+        for d in dimensions:
+            known = None if verdicts is None else (verdicts[0].get(d), verdicts[1].get(d))
+            if known is None or None in known:
+                requests.append(CriticRequest((first, second), pairwise_question(caption, d, cot)))
+                continue
+            shown = known[::-1] if flip else known
+            prefix = answer_prefix(verdict_thinking(*shown))  # type: ignore[arg-type]
+            requests.append(CriticRequest((first, second), pairwise_question(caption, d, True), prefix))
+    return requests
+
+
+def voted_pair_verdicts(
+    answers: Sequence[Sequence[ParsedAnswer]], dimensions: Sequence[Dimension]
+) -> tuple[dict[Dimension, str | None], dict[Dimension, str | None]]:
+    """The majority pointwise verdict (`voting.vote`; None without one) of video A and of video B
+    per dimension, from their parsed answers: A's dimensions in order, then B's."""
+    if len(answers) != 2 * len(dimensions):
+        raise ValueError(f"{len(answers)} answer lists for 2 videos × {len(dimensions)} dimensions")
+    voted = [vote(samples, "pointwise").verdict for samples in answers]
+    per = len(dimensions)
+    return dict(zip(dimensions, voted[:per], strict=True)), dict(zip(dimensions, voted[per:], strict=True))
+
+
+def parse_replies(
+    requests: Sequence[CriticRequest], texts: Sequence[Sequence[str]], kind: Kind, cot: bool
+) -> list[list[ParsedAnswer]]:
+    """Each request's sampled continuations, joined to its answer prefix and parsed (a request
+    with a prefix was asked with chain-of-thought: its verdict follows the marker)."""
+    return [
+        [parse_answer(reply_text(r, t), kind, cot or bool(r.answer_prefix)) for t in samples]
+        for r, samples in zip(requests, texts, strict=True)
     ]
 
 
@@ -176,13 +264,9 @@ def _ask(
         raise RuntimeError(
             f"backend returned {[len(t) for t in texts]} answers for {len(requests)} requests × n={n}"
         )
-    results = []
-    for i in range(num_items):
-        per_dim = texts[i * len(dimensions) : (i + 1) * len(dimensions)]
-        results.append(
-            {
-                d: [parse_answer(t, kind, cot) for t in samples]
-                for d, samples in zip(dimensions, per_dim, strict=True)
-            }
-        )
-    return results
+    parsed = parse_replies(requests, texts, kind, cot)
+    per_item = len(dimensions)
+    return [
+        dict(zip(dimensions, parsed[i * per_item : (i + 1) * per_item], strict=True))
+        for i in range(num_items)
+    ]

@@ -13,6 +13,11 @@ the method needs no labels beyond the pairwise ones. `judge_first_verdicts` is t
 critic is measured with: its own verdicts first, then the preference after them, asked in both
 video orders and averaged. (Written by the critic itself, in the pair's context, the verdicts are
 worse than asked one video at a time, and so are the preferences after them.)
+
+A critic trained so declares it in its tokenizer config (`tokenizer.judges_first`), and is served so:
+POST /v1/compare and `judge.compare` vote each video's pointwise answers, then give those verdicts as
+the start of the pairwise answer (`judge.judged_pair_requests`), which is this module's read with n
+sampled answers in place of the most likely first token.
 """
 
 import re
@@ -24,16 +29,18 @@ from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
 from ipo_ray.critic.evaluate import both_orders_verdicts, first_token_probabilities
 from ipo_ray.critic.sft import SftExample
+from ipo_ray.critic.templates import verdict_thinking
 
-# Greedy answer length of a judge-first pairwise answer: the two verdict lines, the Answer: line
-# and the start of a reason (the verdict is all that is read).
-JUDGE_FIRST_TOKENS = 32
+__all__ = [
+    "judge_first_verdicts",
+    "own_verdicts",
+    "parse_verdict_thinking",
+    "pointwise_twins",
+    "verdict_thinking",
+    "with_own_verdicts",
+]
+
 _THINKING = re.compile(r"Video A: (Good|Normal|Bad)\.\nVideo B: (Good|Normal|Bad)\.")
-
-
-def verdict_thinking(verdict_a: str, verdict_b: str) -> str:
-    """The chain-of-thought of a judge-first pairwise answer: each video's pointwise verdict."""
-    return f"Video A: {verdict_a}.\nVideo B: {verdict_b}."
 
 
 def parse_verdict_thinking(thinking: str) -> tuple[str, str] | None:

@@ -37,6 +37,7 @@ from ipo_ray.critic.tokenizer import (
     VIDEO_PAD,
     VISION_END,
     VISION_START,
+    judges_first,
     set_caption_first,
     train_tokenizer,
 )
@@ -226,6 +227,13 @@ def load_critic(path: str | os.PathLike[str]) -> tuple[Qwen2VLForConditionalGene
     model = Qwen2VLForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
     processor = AutoProcessor.from_pretrained(path)
     return use_original_mrope(model), processor
+
+
+def critic_judges_first(path: str | os.PathLike[str]) -> bool:
+    """Whether the critic folder answers pairs judge-first (`tokenizer.judges_first`); an adapter
+    reads as its base critic."""
+    folder = read_adapter(path).base if is_adapter(path) else Path(path)
+    return judges_first(AutoTokenizer.from_pretrained(folder))
 
 
 def deepen_critic(src: str | os.PathLike[str], out_dir: str | os.PathLike[str], extra_layers: int) -> Path:

@@ -162,4 +162,19 @@ def format_answer(kind: Kind, verdict: str, reason: str, thinking: str | None = 
     answer = f"{word}. {reason.strip()}".rstrip()
     if thinking is None:
         return answer
-    return f"{thinking.strip()}\n{ANSWER_MARKER} {answer}"
+    return f"{answer_prefix(thinking)} {answer}"
+
+
+def answer_prefix(thinking: str) -> str:
+    """How an answer with chain-of-thought reads up to its verdict: the thinking, then the marker.
+
+    Given to the model as the start of its answer (evaluation reads the verdict token that follows;
+    a judge-first critic is served so), it must end exactly where `format_answer`'s text continues.
+    """
+    return f"{thinking.strip()}\n{ANSWER_MARKER}"
+
+
+def verdict_thinking(verdict_a: str, verdict_b: str) -> str:
+    """The chain-of-thought of a judge-first pairwise answer: each video's pointwise verdict
+    (`ipo_ray.critic.judge_first`)."""
+    return f"Video A: {verdict_a}.\nVideo B: {verdict_b}."

@@ -47,6 +47,12 @@ VIDEO_FIRST: Final = "video_first"
 CAPTION_FIRST: Final = "caption_first"
 PROMPT_LAYOUTS: Final = (VIDEO_FIRST, CAPTION_FIRST)
 
+# The tokenizer-config key that records how the critic answers pairwise questions (`judges_first`).
+PAIRWISE_READ_KEY: Final = "critic_pairwise_read"
+DIRECT: Final = "direct"
+JUDGE_FIRST: Final = "judge_first"
+PAIRWISE_READS: Final = (DIRECT, JUDGE_FIRST)
+
 CHAT_TEMPLATE: Final = (
     "{%- for message in messages -%}"
     "{{ '<|im_start|>' + message['role'] + '\\n' }}"
@@ -134,15 +140,35 @@ def caption_first(tokenizer: PreTrainedTokenizerBase) -> bool:
     ``tokenizer_config.json``, read back by transformers and by the vLLM backend alike); a tokenizer
     without the key, a real Qwen2-VL's included, reads the videos first.
     """
-    layout = tokenizer.init_kwargs.get(PROMPT_LAYOUT_KEY, VIDEO_FIRST)
-    if layout not in PROMPT_LAYOUTS:
-        raise ValueError(f"tokenizer {PROMPT_LAYOUT_KEY}={layout!r}; expected one of {PROMPT_LAYOUTS}")
-    return layout == CAPTION_FIRST
+    return _setting(tokenizer, PROMPT_LAYOUT_KEY, PROMPT_LAYOUTS) == CAPTION_FIRST
 
 
 def set_caption_first(tokenizer: PreTrainedTokenizerBase, value: bool) -> None:
     """Fixes the critic's prompt layout in its tokenizer's config (takes effect when saved)."""
     tokenizer.init_kwargs[PROMPT_LAYOUT_KEY] = CAPTION_FIRST if value else VIDEO_FIRST
+
+
+def judges_first(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether this critic answers a pairwise question after its own pointwise verdicts on both
+    videos (`critic.train.judge_first`; served so by POST /v1/compare, read so by evaluation).
+
+    Like the prompt layout, a property of the trained critic kept in its tokenizer's config; a
+    tokenizer without the key answers directly.
+    """
+    return _setting(tokenizer, PAIRWISE_READ_KEY, PAIRWISE_READS) == JUDGE_FIRST
+
+
+def _setting(tokenizer: PreTrainedTokenizerBase, key: str, allowed: tuple[str, ...]) -> str:
+    """A critic setting kept in its tokenizer's config; the first allowed value when unset."""
+    value = tokenizer.init_kwargs.get(key, allowed[0])
+    if value not in allowed:
+        raise ValueError(f"tokenizer {key}={value!r}; expected one of {allowed}")
+    return value
+
+
+def set_judges_first(tokenizer: PreTrainedTokenizerBase, value: bool) -> None:
+    """Fixes the critic's pairwise read in its tokenizer's config (takes effect when saved)."""
+    tokenizer.init_kwargs[PAIRWISE_READ_KEY] = JUDGE_FIRST if value else DIRECT
 
 
 def render_prompt(tokenizer: PreTrainedTokenizerBase, question: str, num_videos: int) -> str:

@@ -95,8 +95,8 @@ class VllmBackend:
         )
 
     def prompt(self, request: CriticRequest) -> dict[str, Any]:
-        """The engine input for one request: prompt text and its videos."""
-        text = render_prompt(self.tokenizer, request.question, len(request.videos))
+        """The engine input for one request: prompt text (with the answer's given start) and videos."""
+        text = render_prompt(self.tokenizer, request.question, len(request.videos)) + request.answer_prefix
         videos = request.videos[0] if len(request.videos) == 1 else list(request.videos)
         return {"prompt": text, "multi_modal_data": {"video": videos}}
 

@@ -16,6 +16,7 @@ Trigger (``loop.srpo.trigger``): every round; only when held-out disagreement ex
 or never (the frozen-critic arm of the ablation).
 """
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ import pyarrow.compute as pc
 import ray.train
 
 from ipo_ray.critic.evaluate import accuracy, first_token_verdicts, oracle_verdicts
-from ipo_ray.critic.model import load_critic
+from ipo_ray.critic.judge_first import judge_first_verdicts, own_verdicts
+from ipo_ray.critic.model import critic_judges_first, load_critic
 from ipo_ray.critic.serve.versions import register_version
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
 from ipo_ray.critic.srpo import srpo_pairs, write_pairs
@@ -33,6 +35,7 @@ from ipo_ray.critic.train_loop import TrainPlan
 from ipo_ray.critic.train_ray import fit_with_ray
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_table, write_table
+from ipo_ray.data.atomic import write_bytes_atomic
 from ipo_ray.loop.stages import LABEL, REFRESH, RoundContext, StageResult
 from ipo_ray.world.build import render_settings, seed_set
 
@@ -58,13 +61,14 @@ def heldout_set(ctx: RoundContext) -> Path:
 
 
 def evaluate_critic(ctx: RoundContext, critic_dir: Path, heldout: Path) -> dict[str, float]:
-    """Held-out accuracy of a critic folder against the seed labels and the oracle (first-token verdicts)."""
+    """Held-out accuracy of a critic folder against the seed labels and the oracle (first-token
+    verdicts; a judge-first critic's pairs after its own verdicts on both videos, as it is served)."""
     kinds = ("pointwise",) if ctx.cfg.loop.label_mode == "pointwise" else ("pointwise", "pairwise")
     labels = read_table(heldout / "labels.parquet", "labels")
     labels = labels.filter(pc.is_in(labels[col.KIND], value_set=pa.array(kinds)))
     examples = examples_from_labels(labels)
-    model, processor = load_critic(critic_dir)
-    predicted = first_token_verdicts(model, processor, examples, FrameCache(ctx.cfg.video.num_frames))
+    read = judge_first_verdicts if critic_judges_first(critic_dir) else first_token_verdicts
+    predicted = read(*load_critic(critic_dir), examples, FrameCache(ctx.cfg.video.num_frames))
     prompts = read_table(heldout / "prompts.parquet", "prompts")
     truth = oracle_verdicts(examples, prompts, render_settings(ctx.cfg.world.render))
     out = {f"labels/{k}": v for k, v in accuracy(examples, predicted, [e.verdict for e in examples]).items()}
@@ -95,7 +99,9 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
     if pseudo.num_rows < srpo.batch_size:
         return StageResult(metrics | {"refreshed": 0})
     write_table(pseudo, out / "pseudo_labels.parquet", "labels")
-    pairs_path = _write_srpo_pairs(ctx, pseudo, out) if srpo.preference_loss else None
+    judge_first = critic_judges_first(ctx.critic_path)
+    pairs_path = _write_srpo_pairs(ctx, pseudo, out, judge_first) if srpo.preference_loss else None
+    thinking_path = _write_pair_thinking(ctx, pseudo, out) if judge_first else None
     version = f"critic-r{ctx.round}"
     plan = TrainPlan(
         init_dir=str(ctx.critic_path),
@@ -117,6 +123,7 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
         eval_every=srpo.steps,  # one checkpoint, at the end
         seed=ctx.cfg.seed + ctx.round,
         srpo_pairs_path=str(pairs_path) if pairs_path else None,
+        pair_thinking_path=str(thinking_path) if thinking_path else None,
         srpo_beta=srpo.beta,
         srpo_weight=srpo.preference_weight,
         srpo_pairs_per_step=srpo.pairs_per_step,
@@ -138,8 +145,24 @@ def refresh_stage(ctx: RoundContext) -> StageResult:
     )
 
 
-def _write_srpo_pairs(ctx: RoundContext, pseudo: pa.Table, out: Path) -> Path:
-    """The SRPO pairs of the round's confident labels, from the label stage's sampled answers."""
+def _write_pair_thinking(ctx: RoundContext, pseudo: pa.Table, out: Path) -> Path | None:
+    """A judge-first critic's own verdicts on both videos of each pairwise pseudo-label, the
+    thinking it trains those questions after (as `jobs/train_critic.py` does); None without pairs."""
+    pairs = [e for e in examples_from_labels(pseudo) if e.kind == "pairwise"]
+    if not pairs:
+        return None
+    thinking = own_verdicts(*load_critic(ctx.critic_path), pairs, FrameCache(ctx.cfg.video.num_frames))
+    path = out / "pair_thinking.json"
+    write_bytes_atomic(path, json.dumps(thinking).encode())
+    return path
+
+
+def _write_srpo_pairs(ctx: RoundContext, pseudo: pa.Table, out: Path, judge_first: bool = False) -> Path:
+    """The SRPO pairs of the round's confident labels, from the label stage's sampled answers.
+
+    A judge-first critic's pairwise answers were sampled after given verdict lines that the SRPO
+    loss's question does not carry, so its pairs come from pointwise questions only.
+    """
     answers_path = ctx.dir(LABEL) / "answers.parquet"
     if not answers_path.exists():
         raise FileNotFoundError(
@@ -154,6 +177,8 @@ def _write_srpo_pairs(ctx: RoundContext, pseudo: pa.Table, out: Path) -> Path:
         ctx.cfg.loop.srpo.pairs_per_question,
         ctx.cfg.critic.chain_of_thought,
     )
+    if judge_first:
+        pairs = [p for p in pairs if p.example.kind == "pointwise"]
     return write_pairs(out / "srpo_pairs.json", pairs)
 
 

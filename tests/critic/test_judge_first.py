@@ -1,15 +1,19 @@
 """Judge first, then compare: pairwise questions trained after the critic's own pointwise verdicts."""
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from transformers import AutoProcessor, AutoTokenizer
 
 from ipo_ray.critic.augment import mirrored
 from ipo_ray.critic.checkpoint import read_manifest
 from ipo_ray.critic.evaluate import first_token_probabilities
+from ipo_ray.critic.hf_backend import TransformersBackend
+from ipo_ray.critic.judge import CriticRequest
 from ipo_ray.critic.judge_first import (
     judge_first_verdicts,
     own_verdicts,
@@ -18,9 +22,11 @@ from ipo_ray.critic.judge_first import (
     verdict_thinking,
     with_own_verdicts,
 )
-from ipo_ray.critic.model import load_critic
+from ipo_ray.critic.model import critic_judges_first, load_critic
 from ipo_ray.critic.parse import parse_answer
-from ipo_ray.critic.sft import FrameCache, SftExample
+from ipo_ray.critic.sft import FrameCache, SftExample, encode
+from ipo_ray.critic.templates import answer_prefix, pairwise_question
+from ipo_ray.critic.tokenizer import PAIRWISE_READ_KEY, judges_first, set_judges_first
 from ipo_ray.critic.train_loop import TrainPlan, train_critic
 
 PAIR = SftExample(
@@ -108,3 +114,36 @@ def test_judge_first_training_reads_pairs_after_the_given_verdicts(
     metrics = train_critic(plan)
     assert metrics["train/step"] == 4 and "critic/labels/pairwise/all" in metrics
     assert read_manifest(plan.out_dir)["training"]["pair_thinking_path"] == str(path)
+
+
+def test_a_served_judge_first_prompt_is_the_one_trained_on(
+    examples: list[SftExample], init_dir: Path
+) -> None:
+    """The backends' prompt with a given answer start tokenises exactly as training's prompt + answer
+    up to the verdict, so the served read continues where the trained answer does."""
+    backend = TransformersBackend(init_dir)
+    frames = FrameCache(16)
+    pair = next(e for e in examples if e.kind == "pairwise")
+    judged = replace(pair, thinking=verdict_thinking("Bad", "Good"))
+    videos = tuple(frames(p) for p in judged.video_paths)
+    prefix = answer_prefix(judged.thinking)
+    request = CriticRequest(videos, pairwise_question(judged.caption, judged.dimension, True), prefix)
+    served = backend.inputs(request)["input_ids"][0]
+    trained = encode(backend.processor, judged, list(videos)).input_ids  # prompt + whole answer
+    read = encode(backend.processor, judged, list(videos), with_answer=False, prefix=prefix).input_ids
+    assert served.tolist() == trained[: len(served)].tolist() == read.tolist()
+    decoded = backend.processor.tokenizer.decode(trained[len(served) :], skip_special_tokens=True)
+    assert prefix + decoded == judged.answer()  # the rest of the trained answer starts at the verdict
+
+
+def test_a_critic_declares_its_pairwise_read_in_its_tokenizer(init_dir: Path, tmp_path: Path) -> None:
+    assert not critic_judges_first(init_dir)  # without the key: direct, like any Qwen2-VL
+    folder = tmp_path / "judge-first"
+    shutil.copytree(init_dir, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    set_judges_first(tokenizer, True)
+    tokenizer.save_pretrained(folder)
+    assert critic_judges_first(folder) and judges_first(AutoProcessor.from_pretrained(folder).tokenizer)
+    tokenizer.init_kwargs[PAIRWISE_READ_KEY] = "sideways"
+    with pytest.raises(ValueError, match="sideways"):
+        judges_first(tokenizer)

@@ -6,7 +6,10 @@ counted" rule, and the schema and sample counts, never verdicts.
 """
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,10 +18,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from transformers import AutoTokenizer
 
+import ipo_ray
 from ipo_ray.config import load_config
 from ipo_ray.critic.model import build_critic
+from ipo_ray.critic.tokenizer import set_judges_first
 from ipo_ray.data.video import write_mp4
+from ipo_ray.world.annotators import make_annotators
+from ipo_ray.world.render import RenderSettings
+from ipo_ray.world.seed_set import build_seed_set
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +35,8 @@ TOKEN = "test-token-123"
 SAMPLES = 3
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PROMPT = "A red square moves right."
+WORLD_CRITIC = Path(ipo_ray.__file__).parent / "assets" / "world_critic"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -291,6 +302,84 @@ def test_an_adapter_version_is_served_on_the_default_engine(
     other = build_critic(tmp_path / "other", ["A blue circle."], seed=3)
     with pytest.raises(RuntimeError, match="adapters are served on the default critic's engine"):
         register_version("lora-v3", make_adapter(other, tmp_path / "lora-v3"))
+
+
+@pytest.fixture(scope="module")
+def judge_first_version(app: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A version that declares the judge-first read: a copy of the shipped world critic (whose
+    pointwise answers parse, unlike the random critic's), registered in the running app."""
+    from ipo_ray.critic.serve import register_version
+
+    folder = tmp_path_factory.mktemp("versions") / "judge-first"
+    shutil.copytree(WORLD_CRITIC, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    set_judges_first(tokenizer, True)
+    tokenizer.save_pretrained(folder)
+    register_version("judge-first", folder)
+    return "judge-first"
+
+
+@pytest.mark.timeout(240)
+def test_a_judge_first_critic_judges_each_video_before_the_pair(
+    http: httpx.Client, judge_first_version: str
+) -> None:
+    """Such a version is asked about each video first; its pairwise answers start from those voted
+    verdicts, in both video orders by default."""
+    request = {"prompt": PROMPT, "video_a_path": "clip.mp4", "video_b_path": "clip.mp4"}
+    body = http.post("/v1/compare", json=request | {"version": judge_first_version}).json()
+    assert body["read"] == "judge_first" and body["samples"] == 2 * SAMPLES
+    assert set(body["judged_first"]) == set(body["dimensions"])
+    for dimension, judged in body["dimensions"].items():
+        _check_judgement(judged, ("A", "B", "tie"), samples=2 * SAMPLES)
+        texts = [a["text"] for a in judged["answers"]]
+        first = body["judged_first"][dimension]
+        if None in first.values():  # no majority for a video: that dimension was asked directly
+            assert not any(t.startswith("Video A:") for t in texts)
+            continue
+        shown = f"Video A: {first['A']}.\nVideo B: {first['B']}.\nAnswer:"
+        swapped = f"Video A: {first['B']}.\nVideo B: {first['A']}.\nAnswer:"
+        assert all(t.startswith(shown) for t in texts[:SAMPLES]), texts
+        assert all(t.startswith(swapped) for t in texts[SAMPLES:]), texts
+    assert any(None not in v.values() for v in body["judged_first"].values()), body["judged_first"]
+    asked = request | {"version": judge_first_version, "both_orders": False}
+    one_order = http.post("/v1/compare", json=asked).json()
+    assert one_order["samples"] == SAMPLES and one_order["read"] == "judge_first"
+    direct = http.post("/v1/compare", json=request).json()  # the default critic reads pairs directly
+    assert direct["read"] == "direct" and direct["judged_first"] is None and direct["samples"] == SAMPLES
+
+
+@pytest.mark.timeout(240)
+def test_eval_critic_scores_the_served_critic_over_http(
+    app: tuple[str, Path], judge_first_version: str
+) -> None:
+    """`jobs/eval_critic.py --url`: the app's voted verdicts on a labels table whose videos lie under
+    its allowed root, against the labels and the oracle."""
+    seed = app[1] / "seed"
+    build_seed_set(
+        seed,
+        num_clips=3,
+        num_pairs=2,
+        defect_rate=0.5,
+        strength_range=(0.5, 1.0),
+        seed=3,
+        annotators=make_annotators(3, seed=0),
+        settings=RenderSettings(),
+    )
+    labels = str(seed / "labels.parquet")
+    args = ["--labels", labels, "--url", app[0], "--version", judge_first_version, "--samples", "1"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / "eval_critic.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+        env=os.environ | {"IPO_RAY_CRITIC_TOKEN": TOKEN},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "read: http" in done.stdout
+    header = next(line for line in done.stdout.splitlines() if line.startswith("accuracy")).split()[1:]
+    assert header == ["served:judge-first:labels", "served:judge-first:oracle", "labels:oracle"]
+    assert any(line.startswith("pairwise/all") for line in done.stdout.splitlines())
 
 
 @pytest.mark.timeout(60)

@@ -3,7 +3,8 @@
 A fresh seed set is rendered with a seed the critic was not trained on (it was trained on renders of
 seed 7 and generated clips of seeds 11 and 17);
 its labels are ignored and the noise-free oracle judges every clip and pair. The critic answers
-greedily through the transformers backend, as `jobs/train_critic.py` evaluates it. The set is small
+through the transformers backend as it is served: greedily, or, for a critic that declares the
+judge-first read, each pair after its own verdicts on both videos in both orders. The set is small
 (for speed), so the regression bars sit well under the accuracies measured on a fresh render set of
 3,007 labels (assets/world_critic/README.md). The issue's bar is an xfail while its pairwise half is unmet;
 a critic that meets it must remove the marker.
@@ -21,6 +22,8 @@ from ipo_ray.critic.checkpoint import read_manifest
 from ipo_ray.critic.evaluate import accuracy, greedy_verdicts, majority_baseline, oracle_verdicts
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import CriticRequest, SamplingConfig
+from ipo_ray.critic.judge_first import judge_first_verdicts
+from ipo_ray.critic.model import critic_judges_first, load_critic
 from ipo_ray.critic.parity import transformers_logprobs, verdict_token_ids, vllm_logprobs
 from ipo_ray.critic.sft import FrameCache, examples_from_labels
 from ipo_ray.critic.templates import pairwise_question, pointwise_question
@@ -56,8 +59,12 @@ def fresh_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
     examples = examples_from_labels(read_table(out / "labels.parquet", TableKind.LABELS))
     prompts = read_table(out / "prompts.parquet", TableKind.PROMPTS)
     oracle = oracle_verdicts(examples, prompts, RenderSettings())
-    backend = TransformersBackend(CRITIC, SamplingConfig(temperature=0.0, max_new_tokens=4))
-    predicted = greedy_verdicts(backend, examples, FrameCache(manifest["num_frames"]))
+    frames = FrameCache(manifest["num_frames"])
+    if critic_judges_first(CRITIC):  # as POST /v1/compare reads it: each video first, both orders
+        predicted = judge_first_verdicts(*load_critic(CRITIC), examples, frames)
+    else:
+        backend = TransformersBackend(CRITIC, SamplingConfig(temperature=0.0, max_new_tokens=4))
+        predicted = greedy_verdicts(backend, examples, frames)
     return {
         "critic": accuracy(examples, predicted, oracle),
         "baseline": accuracy(examples, majority_baseline(examples, examples), oracle),

@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from transformers import AutoTokenizer
+
 from ipo_ray.critic.model import build_critic
+from ipo_ray.critic.tokenizer import set_judges_first
 from ipo_ray.world.annotators import make_annotators
 from ipo_ray.world.render import RenderSettings
 from ipo_ray.world.seed_set import build_seed_set
@@ -34,6 +37,7 @@ def test_critics_are_scored_against_labels_and_oracle_and_bad_input_is_refused(t
     critic = build_critic(tmp_path / "random-critic", ["A red square moves right."])
     done = _eval("--labels", str(seed / "labels.parquet"), str(critic))
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "read: greedy" in done.stdout  # a critic that reads pairs directly
     header = next(line for line in done.stdout.splitlines() if line.startswith("accuracy"))
     assert header.split()[1:] == ["random-critic:labels", "random-critic:oracle", "labels:oracle"]
     # The voted labels agree with the oracle on most questions; the numbers are shares.
@@ -50,9 +54,14 @@ def test_critics_are_scored_against_labels_and_oracle_and_bad_input_is_refused(t
     columns = [f"{c}:{ref}" for c in (critic, twin) for ref in ("labels", "oracle")]
     assert header == [*columns, "labels:oracle"]
     assert any(line.startswith("pairwise/all") for line in both.stdout.splitlines())
-    judged = _eval("--labels", str(seed / "labels.parquet"), "--read", "judge-first", str(critic))
+    # By default each critic is read as the app serves it: a critic that declares judge-first so.
+    judge_first = shutil.copytree(critic, tmp_path / "judge-first")
+    tokenizer = AutoTokenizer.from_pretrained(judge_first)
+    set_judges_first(tokenizer, True)
+    tokenizer.save_pretrained(judge_first)
+    judged = _eval("--labels", str(seed / "labels.parquet"), str(critic), str(judge_first))
     assert judged.returncode == 0, judged.stderr[-3000:]
-    assert "read: judge-first" in judged.stdout
+    assert "read: random-critic greedy, judge-first judge-first" in judged.stdout
     assert any(line.startswith("pairwise/all") for line in judged.stdout.splitlines())
 
     not_a_critic = _eval("--labels", str(seed / "labels.parquet"), str(tmp_path))

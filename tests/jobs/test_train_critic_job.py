@@ -10,6 +10,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from ipo_ray.critic.judge_first import parse_verdict_thinking
+from ipo_ray.critic.model import critic_judges_first
 from ipo_ray.critic.tokenizer import caption_first
 from ipo_ray.data import TableKind, read_table
 from ipo_ray.world.annotators import make_annotators
@@ -156,7 +157,7 @@ def test_the_shipped_critic_continues_deeper_describing_first_with_mirrored_pair
     assert warm["training"]["contrast_only"] is True and warm["metrics"]["train/step"] == 2
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_the_shipped_critic_continues_judging_first_on_a_given_labels_table(tmp_path: Path) -> None:
     seed = tmp_path / "seed"
     build_seed_set(
@@ -171,12 +172,13 @@ def test_the_shipped_critic_continues_judging_first_on_a_given_labels_table(tmp_
     )
     from_scratch_only = ("video.num_frames", "critic.train.vocab_size", "critic.train.vision")
     continued = [a for a in SMALLEST if not a.startswith(from_scratch_only)]
+    shipped = ROOT / "ipo_ray" / "assets" / "world_critic"
     done = _run(
         f"run.root={tmp_path}",
         "run.name=job",  # a run folder the job makes itself: no seed set or deepened copy in it first
         *continued,
         f"critic.train.labels={seed / 'labels.parquet'}",
-        f"critic.train.init={ROOT / 'ipo_ray' / 'assets' / 'world_critic'}",
+        f"critic.train.init={shipped}",
         "critic.train.judge_first=true",
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -185,8 +187,21 @@ def test_the_shipped_critic_continues_judging_first_on_a_given_labels_table(tmp_
     assert sorted(thinking) == sorted(pairs.column("label_id").to_pylist())
     assert all(parse_verdict_thinking(t) is not None for t in thinking.values())
     assert "pairwise/all" in done.stdout  # scored with the critic writing its verdicts first
-    training = json.loads((tmp_path / "job" / "critic" / "critic_manifest.json").read_text())["training"]
-    assert training["pair_thinking_path"] == str(tmp_path / "job" / "pair_thinking.json")
+    manifest = json.loads((tmp_path / "job" / "critic" / "critic_manifest.json").read_text())
+    assert manifest["training"]["pair_thinking_path"] == str(tmp_path / "job" / "pair_thinking.json")
+    assert manifest["evaluation"]["read"] == "judge-first"
+    # The checkpoint declares its read, so the app serves it so, and a fine-tune of it stays judge-first.
+    assert critic_judges_first(tmp_path / "job" / "critic")
+    again = _run(
+        f"run.root={tmp_path}",
+        "run.name=again",
+        *continued,
+        f"critic.train.labels={seed / 'labels.parquet'}",
+        f"critic.train.init={tmp_path / 'job' / 'critic'}",
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "again" / "pair_thinking.json").is_file()
+    assert critic_judges_first(tmp_path / "again" / "critic")
 
 
 @pytest.mark.parametrize("key", ["deepen_layers=1", "caption_first=true"])

@@ -67,3 +67,10 @@ def test_refresh_names_the_fix_when_a_run_has_no_answers(tmp_path: Path) -> None
     (ctx.dir(LABEL) / "answers.parquet").unlink()
     with pytest.raises(FileNotFoundError, match="loop.srpo.preference_loss=false"):
         refresh._write_srpo_pairs(ctx, labels, tmp_path)
+
+
+def test_a_judge_first_refresh_keeps_pointwise_srpo_pairs(tmp_path: Path) -> None:
+    ctx, labels = _labelled(tmp_path)
+    pairs = read_pairs(refresh._write_srpo_pairs(ctx, labels, tmp_path, judge_first=True))
+    assert len(pairs) == 2 * len(DIMENSIONS) * 2  # all pointwise here: none dropped
+    assert refresh._write_pair_thinking(ctx, labels, tmp_path) is None  # no pairwise pseudo-labels

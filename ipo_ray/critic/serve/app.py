@@ -18,6 +18,12 @@ nothing from grouping, and grouping would only delay requests.
 Each request: decode and sample frames in a worker thread, ask one question per dimension with n
 samples through the version's engine (`engine.py`), parse every answer, vote, reply. Refusals are
 `InputError`s and map to their status code; nothing a client sends produces a 500.
+
+A version whose checkpoint declares the judge-first read (`tokenizer.judges_first`, written by
+``critic.train.judge_first``) answers ``/v1/compare`` in two engine calls: each video's pointwise
+questions first (n samples, voted), then the pairwise questions with those verdicts given as the
+start of every answer (``Video A: Bad.\nVideo B: Good.\nAnswer:``), in both video orders unless the
+request or ``serve.compare_both_orders`` says otherwise: the read its accuracy was measured with.
 """
 
 import asyncio
@@ -37,8 +43,13 @@ from starlette.datastructures import UploadFile
 from ipo_ray.config import Config, load_config
 from ipo_ray.config.serve import ServeConfig
 from ipo_ray.critic.adapters import AdapterError, check_servable, is_adapter, read_adapter
-from ipo_ray.critic.judge import CriticRequest, pooled_orders
-from ipo_ray.critic.parse import parse_answer
+from ipo_ray.critic.judge import (
+    CriticRequest,
+    judged_pair_requests,
+    parse_replies,
+    pooled_orders,
+    voted_pair_verdicts,
+)
 from ipo_ray.critic.serve.bodies import check_token, read_body
 from ipo_ray.critic.serve.inputs import InputError, load_video, resolve_video_path, save_upload
 from ipo_ray.critic.serve.responses import compare_response, score_response
@@ -55,6 +66,7 @@ from ipo_ray.critic.serve.schemas import (
 from ipo_ray.critic.serve.settings import ServerSettings, server_settings
 from ipo_ray.critic.serve.versions import DEPLOYMENT, VersionSet, get_registry
 from ipo_ray.critic.templates import Kind, pairwise_question, pointwise_question
+from ipo_ray.critic.tokenizer import judges_first
 from ipo_ray.vocab import DIMENSIONS
 
 api = FastAPI(
@@ -222,14 +234,32 @@ class CriticServer:
                 self._video(uploads.get("video_a"), body.video_a_path, "video_a", scratch),
                 self._video(uploads.get("video_b"), body.video_b_path, "video_b", scratch),
             )
-        questions = _questions(body.prompt, dimensions, "pairwise", self.settings.cot)
-        both = self.settings.both_orders if body.both_orders is None else body.both_orders
-        orders = [(a, b), (b, a)] if both else [(a, b)]
-        asked = await self._ask(name, [CriticRequest(o, q) for o in orders for q in questions], n, "pairwise")
-        answers = asked[: len(questions)]
+        cot = self.settings.cot
+        _questions(body.prompt, dimensions, "pairwise", cot)  # a bad prompt is refused before any work
+        async with self.versions.use(name) as engine:  # both steps of a judge-first read, one version
+            first = judges_first(engine.backend.tokenizer)
+            both = next(x for x in (body.both_orders, self.settings.both_orders, first) if x is not None)
+            verdicts = await self._judge_each(engine, (a, b), body.prompt, dimensions, n) if first else None
+            requests = judged_pair_requests(a, b, body.prompt, dimensions, cot, both, verdicts)  # type: ignore[arg-type]
+            answers = parse_replies(requests, await self._generate(engine, requests, n), "pairwise", cot)
         if both:  # one engine call for both orders; the swapped half's verdicts mapped back
-            answers = [pooled_orders(g, s) for g, s in zip(answers, asked[len(questions) :], strict=True)]
-        return compare_response(name, dict(zip(dimensions, answers, strict=True)))
+            given, swapped = answers[: len(dimensions)], answers[len(dimensions) :]
+            answers = [pooled_orders(g, s) for g, s in zip(given, swapped, strict=True)]
+        return compare_response(name, dict(zip(dimensions, answers, strict=True)), verdicts)
+
+    async def _judge_each(
+        self,
+        engine: Any,  # noqa: ANN401 - an engine.Engine
+        videos: tuple[np.ndarray, np.ndarray],
+        prompt: str,
+        dimensions: list[str],
+        n: int,
+    ) -> tuple[dict[str, str | None], dict[str, str | None]]:
+        """A judge-first read's first step: each video's pointwise verdicts, n samples voted."""
+        questions = _questions(prompt, dimensions, "pointwise", self.settings.cot)
+        asked = [CriticRequest((v,), q) for v in videos for q in questions]
+        judged = parse_replies(asked, await self._generate(engine, asked, n), "pointwise", self.settings.cot)
+        return voted_pair_verdicts(judged, dimensions)  # type: ignore[arg-type]
 
     def _plan(self, samples: int | None, dimensions: list[str] | None) -> tuple[int, list[str]]:
         n = samples or self.settings.samples
@@ -261,15 +291,21 @@ class CriticServer:
 
     async def _ask(self, name: str, requests: list[CriticRequest], n: int, kind: Kind) -> list[list[Any]]:
         async with self.versions.use(name) as engine:
-            try:
-                texts = await engine.generate(requests, n)
-            except ValueError as error:  # the engine refused the prompt, e.g. longer than its context
-                raise InputError(422, str(error)) from None
-            except RuntimeError as error:
-                raise InputError(503, str(error)) from None
+            texts = await self._generate(engine, requests, n)
+        return parse_replies(requests, texts, kind, self.settings.cot)
+
+    @staticmethod
+    async def _generate(engine: Any, requests: list[CriticRequest], n: int) -> list[list[str]]:  # noqa: ANN401
+        """n sampled continuations per request from a version's engine; its refusals as `InputError`s."""
+        try:
+            texts = await engine.generate(requests, n)
+        except ValueError as error:  # the engine refused the prompt, e.g. longer than its context
+            raise InputError(422, str(error)) from None
+        except RuntimeError as error:
+            raise InputError(503, str(error)) from None
         if any(len(t) != n for t in texts):  # vLLM losing samples would shrink the vote silently
             raise InputError(503, f"engine returned {[len(t) for t in texts]} answers, expected {n} each")
-        return [[parse_answer(t, kind, self.settings.cot) for t in samples] for samples in texts]
+        return texts
 
 
 def build_app(cfg: Config) -> Application:

@@ -73,10 +73,28 @@ def score_response(version: str, answers: Mapping[str, Sequence[ParsedAnswer]]) 
     return ScoreResponse(version=version, samples=_samples(answers), dimensions=dimensions, reward=reward)
 
 
-def compare_response(version: str, answers: Mapping[str, Sequence[ParsedAnswer]]) -> CompareResponse:
-    """The body of POST /v1/compare: per-dimension preference (A, B, tie or null), votes, certainty."""
+def compare_response(
+    version: str,
+    answers: Mapping[str, Sequence[ParsedAnswer]],
+    judged_first: tuple[Mapping[str, str | None], Mapping[str, str | None]] | None = None,
+) -> CompareResponse:
+    """The body of POST /v1/compare: per-dimension preference (A, B, tie or null), votes, certainty.
+
+    Args:
+        judged_first: A judge-first read's voted pointwise verdicts of A and of B per dimension
+            (`judge.voted_pair_verdicts`); None for a direct read.
+    """
     dimensions = {d: judgement(samples, "pairwise")[1] for d, samples in answers.items()}
-    return CompareResponse(version=version, samples=_samples(answers), dimensions=dimensions)
+    if judged_first is None:
+        return CompareResponse(version=version, samples=_samples(answers), dimensions=dimensions)
+    per_video = {d: {"A": judged_first[0][d], "B": judged_first[1][d]} for d in answers}
+    return CompareResponse(
+        version=version,
+        samples=_samples(answers),
+        dimensions=dimensions,
+        read="judge_first",
+        judged_first=per_video,
+    )
 
 
 def _samples(answers: Mapping[str, Sequence[ParsedAnswer]]) -> int:

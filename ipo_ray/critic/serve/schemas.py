@@ -104,6 +104,17 @@ class CompareResponse(BaseModel):
     version: str
     samples: int = Field(description="Answers per dimension: n, or 2n when asked in both orders.")
     dimensions: dict[str, Judgement]
+    read: Literal["direct", "judge_first"] = Field(
+        "direct",
+        description="How the version answers pairs: 'direct', or 'judge_first' (each video judged "
+        "alone first, n samples voted; the answers then start with those verdicts, 'Video A: Bad. "
+        "Video B: Good. Answer: B. ...'; a dimension where a video has no majority is asked directly).",
+    )
+    judged_first: dict[str, dict[str, str | None]] | None = Field(
+        None,
+        description="judge_first only: per dimension, the voted pointwise verdict of each video "
+        "({'A': 'Bad', 'B': 'Good'}; null where it had no majority) that its answers start from.",
+    )
 
 
 class VersionInfo(BaseModel):

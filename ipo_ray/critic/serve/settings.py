@@ -33,7 +33,8 @@ class ServerSettings:
         engine: `VllmBackend` keyword arguments (dtype, block_size, LoRA support, ...).
         kv_cache_gib: vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE).
         max_lora_rank: Largest adapter rank the engines take; 0 = no adapter versions.
-        both_orders: /v1/compare asks in both video orders unless the request says otherwise.
+        both_orders: /v1/compare asks in both video orders unless the request says otherwise;
+            None = both for critics that judge first, one order for the others.
     """
 
     app_name: str
@@ -49,7 +50,7 @@ class ServerSettings:
     engine: dict[str, Any]
     kv_cache_gib: int
     max_lora_rank: int = 0
-    both_orders: bool = False
+    both_orders: bool | None = None
 
 
 def server_settings(cfg: Config) -> ServerSettings:

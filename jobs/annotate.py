@@ -145,7 +145,7 @@ def score_with_critic(args: argparse.Namespace, cfg) -> None:  # noqa: ANN001 - 
         sampling = SamplingConfig(c.temperature, c.top_p, c.max_new_tokens, c.seed)
         backend = TransformersBackend(folder, sampling)
         scorer = LocalCritic(backend, critic_version(folder), c.samples, cfg.video.num_frames,
-                             judge_first=judges_first(backend.processor.tokenizer))  # fmt: skip
+                             judge_first=judges_first(backend.processor.tokenizer), read=c.vote)  # fmt: skip
         verdicts = scorer(tasks)
     store.put_critic_verdicts(verdicts)
     found = find_disagreements(store.tasks(), voted, store.labels(), store.critic_verdicts())

@@ -12,8 +12,10 @@ trained on renders, on a seed set of generated clips (`world.seed_set.generated_
     python jobs/eval_critic.py --labels runs/heldout-gen/labels.parquet \
         ipo_ray/assets/world_critic runs/world-critic-v3/critic
 
-By default each critic is read as ``POST /v1/compare`` reads it (``--read served``: judge-first for a
-critic whose checkpoint declares it, greedy for the others). With ``--url`` the running app itself is
+By default each critic is read as the app serves it (``--read served``, `evaluate.served_read_name`:
+judge-first for a critic whose checkpoint declares it; the others by their first verdict token, as
+``critic.vote=first_token`` serves them, in both orders if ``serve.compare_both_orders``; greedy
+under ``critic.vote=samples``). With ``--url`` the running app itself is
 scored too: its voted verdicts over HTTP (n samples, the version's own read), one request per item::
 
     python jobs/eval_critic.py --labels runs/seed41/labels.parquet --url http://127.0.0.1:8000
@@ -37,6 +39,7 @@ from ipo_ray.critic.evaluate import (
     format_table,
     greedy_verdicts,
     oracle_verdicts,
+    served_read_name,
 )
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import SamplingConfig
@@ -75,8 +78,9 @@ def main() -> None:
         default="served",
         help="greedy answers; the most likely first verdict token; or that with every pairwise "
         "question also asked with its videos swapped, the orders averaged; or that after the critic's "
-        "own pointwise verdicts on both videos; or (the default) as POST /v1/compare reads the critic: "
-        "judge-first for critics that judge first (critic.train.judge_first), greedy for the others",
+        "own pointwise verdicts on both videos; or (the default) as the app reads the critic: "
+        "judge-first for critics that judge first (critic.train.judge_first), the others as critic.vote "
+        "and serve.compare_both_orders say (first-token by default)",
     )
     args = parser.parse_args()
     # Bad input is refused before any model loads.
@@ -109,7 +113,9 @@ def main() -> None:
     for critic, critic_name in zip(args.critics, names, strict=True):
         read_name = args.read
         if read_name == "served":
-            read_name = "judge-first" if critic_judges_first(critic) else "greedy"
+            read_name = served_read_name(
+                critic_judges_first(critic), cfg.critic.vote, cfg.serve.compare_both_orders
+            )
         reads.append(f"{critic_name} {read_name}")
         if read_name == "greedy":
             sampling = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens)

@@ -75,6 +75,8 @@ class LocalCritic:
         num_frames: Frames sampled per video (as the critic was trained).
         batch: Tasks per backend call.
         judge_first: The critic's pairwise read (`tokenizer.judges_first`), as the Serve app reads it.
+        read: How verdicts are read (``critic.vote``); ``"first_token"`` needs a
+            `judge.FirstTokenBackend`.
     """
 
     def __init__(
@@ -85,10 +87,11 @@ class LocalCritic:
         num_frames: int,
         batch: int = 16,
         judge_first: bool = False,
+        read: judge.Read = "samples",
     ) -> None:
         self.backend, self.version, self.samples, self.batch = backend, version, samples, batch
         self.frames = FrameCache(num_frames)
-        self.judge_first = judge_first
+        self.judge_first, self.read = judge_first, read
 
     def __call__(self, tasks: Sequence[Task]) -> list[CriticVerdict]:
         """Every dimension of every task, `batch` tasks of one kind per backend call."""
@@ -100,11 +103,18 @@ class LocalCritic:
                 captions = [t.prompt for t in chunk]
                 a = [self.frames(t.video_path) for t in chunk]
                 if kind == "pointwise":
-                    answers = judge.score(self.backend, a, captions, DIMENSIONS, self.samples)
+                    answers = judge.score(self.backend, a, captions, DIMENSIONS, self.samples, read=self.read)
                 else:
                     b = [self.frames(t.video_path_b) for t in chunk]
                     answers = judge.compare(
-                        self.backend, a, b, captions, DIMENSIONS, self.samples, judge_first=self.judge_first
+                        self.backend,
+                        a,
+                        b,
+                        captions,
+                        DIMENSIONS,
+                        self.samples,
+                        judge_first=self.judge_first,
+                        read=self.read,
                     )
                 for task, per_dim in zip(chunk, answers, strict=True):
                     for dim, parsed in per_dim.items():

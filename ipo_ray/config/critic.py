@@ -32,7 +32,17 @@ class CriticConfig(Section):
         description="vLLM KV block in tokens; 32 (a multiple of 32 on CPU) lets n samples share a prefix.",
     )
     kv_cache_gib: int = Field(1, ge=1, description="vLLM CPU KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")
-    samples: int = Field(8, ge=1, description="Chain-of-thought samples per question (n), voted by majority.")
+    samples: int = Field(
+        8, ge=1, description="Samples per question (n): voted (vote=samples), or reasons and vote counts."
+    )
+    vote: Literal["first_token", "samples"] = Field(
+        "first_token",
+        description="How a question's verdict is read: 'first_token' = the critic's most likely verdict "
+        "at the answer's first token (both orders averaged for pairs; certainty = its probability), "
+        "the read its accuracy is measured with; 'samples' = majority of the n sampled answers "
+        "(Dual-IPO's self-consistency; certainty = majority votes / n). Answers that think first "
+        "(chain_of_thought) are always voted.",
+    )
     temperature: float = Field(
         1.0, ge=0, description="Sampling temperature; 0 = greedy (then samples must be 1)."
     )
@@ -43,7 +53,7 @@ class CriticConfig(Section):
         0.75,
         ge=0,
         le=1,
-        description="Pseudo-labels kept for critic refresh need this agreement (majority votes / n).",
+        description="Pseudo-labels kept for critic refresh need this certainty (see vote).",
     )
     seed: Seed = Field(0, description="Engine sampling seed.")
     train: CriticTrainConfig = Field(

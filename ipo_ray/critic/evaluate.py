@@ -24,10 +24,10 @@ from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
 from ipo_ray.critic.augment import mirrored
 from ipo_ray.critic.judge import CriticBackend, CriticRequest
-from ipo_ray.critic.parity import verdict_ids_after_marker, verdict_token_ids
 from ipo_ray.critic.parse import parse_answer
 from ipo_ray.critic.sft import SftExample, answer_loss, collate, encode, model_device
 from ipo_ray.critic.templates import answer_prefix
+from ipo_ray.critic.verdict_tokens import verdict_ids_after_marker, verdict_token_ids
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_frames
 from ipo_ray.vocab import DIMENSIONS
@@ -128,6 +128,25 @@ def both_orders_verdicts(
 
 
 _MIRROR = {"A": "B", "B": "A", "tie": "tie"}  # a verdict asked swapped, in the given order
+
+
+def served_read_name(judges_first: bool, vote: str, both_orders: bool | None) -> str:
+    """The offline read (``jobs/eval_critic.py --read``) that gives the Serve app's verdicts.
+
+    Args:
+        judges_first: The critic declares the judge-first read (`model.critic_judges_first`).
+        vote: ``critic.vote``: ``"first_token"`` reads the verdict token, ``"samples"`` votes
+            sampled answers (read here as greedy: the samples' most likely answer).
+        both_orders: ``serve.compare_both_orders`` (None = both for judge-first critics only).
+
+    Returns:
+        ``"judge-first"``, ``"both-orders"``, ``"first-token"`` or ``"greedy"``.
+    """
+    if judges_first:
+        return "judge-first"
+    if vote == "samples":
+        return "greedy"
+    return "both-orders" if both_orders else "first-token"
 
 
 def _most_likely(probs: dict[str, float]) -> str:

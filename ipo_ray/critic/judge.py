@@ -4,11 +4,16 @@ A backend turns `CriticRequest`s (videos + question) into n sampled texts each; 
 `compare` build the requests from the templates, call the backend once for the whole batch, and
 parse every sample. Voting (`ipo_ray.critic.voting.vote`) is left to the caller, which keeps the
 raw answers for the labels table and for debugging.
+
+``read="first_token"`` (``critic.vote``) also asks the engine for the log-probabilities of the
+answer's first token and attaches each question's verdict distribution to its answers
+(`ParsedAnswer.first_token`); `vote` then reads the most likely verdict, as evaluation does. The n
+samples are still drawn, in the same engine call: their reasons and vote counts are reported.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,8 +25,14 @@ from ipo_ray.critic.templates import (
     pointwise_question,
     verdict_thinking,
 )
+from ipo_ray.critic.verdict_tokens import answer_start_ids, verdict_distribution
 from ipo_ray.critic.voting import vote
 from ipo_ray.vocab import Dimension
+
+Read = Literal["samples", "first_token"]
+# Log-probabilities asked for at each answer's first token: vLLM's default cap (``max_logprobs``).
+# A trained critic's verdict tokens lead its vocabulary there; one missing from the top counts as 0.
+FIRST_TOKEN_TOP = 20
 
 
 @dataclass(frozen=True)
@@ -72,12 +83,56 @@ def reply_text(request: CriticRequest, continuation: str) -> str:
     return request.answer_prefix + continuation
 
 
+@dataclass(frozen=True)
+class Sampled:
+    """One request's n sampled continuations, and the most likely tokens where they start.
+
+    Attributes:
+        texts: The n continuations, special tokens removed, in sample order.
+        first_logprobs: Token id → log-probability at the first continuation token (the engine's
+            raw distribution, before temperature), for its `FIRST_TOKEN_TOP` most likely tokens.
+    """
+
+    texts: list[str]
+    first_logprobs: dict[int, float]
+
+
 class CriticBackend(Protocol):
     """An engine that samples answers: `TransformersBackend` or `VllmBackend`."""
 
     def generate(self, requests: Sequence[CriticRequest], n: int) -> list[list[str]]:
         """Returns n sampled answer texts per request, special tokens removed, in request order."""
         ...
+
+
+@runtime_checkable
+class FirstTokenBackend(CriticBackend, Protocol):
+    """An engine that can also report the first answer token's log-probabilities (both of ours)."""
+
+    @property
+    def tokenizer(self) -> Any:  # noqa: ANN401 - the critic's HF tokenizer
+        """The critic's tokenizer (verdict token ids are looked up in it)."""
+        ...
+
+    def sample(self, requests: Sequence[CriticRequest], n: int, top_logprobs: int) -> list[Sampled]:
+        """n sampled texts per request and the `top_logprobs` most likely first tokens; one call."""
+        ...
+
+
+def first_token_reads(
+    tokenizer: Any,  # noqa: ANN401 - the critic's HF tokenizer
+    requests: Sequence[CriticRequest],
+    sampled: Sequence[Sampled],
+    kind: Kind,
+    cot: bool,
+) -> list[dict[str, float] | None]:
+    """Each request's verdict distribution at its answer's first token (`verdict_tokens`); None for
+    a request whose verdict does not come first (chain-of-thought before it)."""
+    reads: list[dict[str, float] | None] = []
+    for request, result in zip(requests, sampled, strict=True):
+        ids = answer_start_ids(tokenizer, kind, cot, request.answer_prefix)
+        reads.append(None if ids is None else verdict_distribution(result.first_logprobs, ids))
+    return reads
 
 
 def score(
@@ -87,6 +142,7 @@ def score(
     dimensions: Sequence[Dimension],
     n: int,
     cot: bool = False,
+    read: Read = "samples",
 ) -> list[dict[Dimension, list[ParsedAnswer]]]:
     """Pointwise judgements: n parsed answers per video and dimension.
 
@@ -97,6 +153,8 @@ def score(
         dimensions: Dimensions to ask about, each once per video.
         n: Samples per question (≥ 1).
         cot: Ask for chain-of-thought before the verdict.
+        read: ``"first_token"``: also attach each question's first-token verdict distribution
+            (module docstring); the backend must be a `FirstTokenBackend`.
 
     Returns:
         Per video, dimension → its n parsed answers (unparseable ones included, marked).
@@ -108,7 +166,7 @@ def score(
         for frames, caption in zip(videos, captions, strict=True)
         for d in dimensions
     ]
-    return _ask(backend, requests, len(videos), dimensions, n, "pointwise", cot)
+    return _ask(backend, requests, len(videos), dimensions, n, "pointwise", cot, read)
 
 
 def compare(
@@ -121,6 +179,7 @@ def compare(
     cot: bool = False,
     both_orders: bool | None = None,
     judge_first: bool = False,
+    read: Read = "samples",
 ) -> list[dict[Dimension, list[ParsedAnswer]]]:
     """Pairwise judgements (A/B/tie): n parsed answers per pair and dimension; arguments as `score`.
 
@@ -132,6 +191,7 @@ def compare(
             does by default: both orders for a judge-first critic, one order otherwise.
         judge_first: The critic's read (`tokenizer.judges_first`): first `score` both videos (n
             samples, voted), then ask each pair after those verdicts (`judged_pair_requests`).
+        read: As `score`; both steps of a judge-first read use it.
     """
     if not len(videos_a) == len(videos_b) == len(captions):
         raise ValueError(f"{len(videos_a)} A videos, {len(videos_b)} B videos, {len(captions)} captions")
@@ -139,7 +199,7 @@ def compare(
     verdicts: list[tuple[dict[Dimension, str | None], dict[Dimension, str | None]] | None]
     verdicts = [None] * len(captions)
     if judge_first:
-        pointwise = score(backend, [*videos_a, *videos_b], [*captions, *captions], dimensions, n, cot)
+        pointwise = score(backend, [*videos_a, *videos_b], [*captions, *captions], dimensions, n, cot, read)
         answers_a, answers_b = pointwise[: len(captions)], pointwise[len(captions) :]
         verdicts = [
             voted_pair_verdicts([*(a[d] for d in dimensions), *(b[d] for d in dimensions)], dimensions)
@@ -150,7 +210,7 @@ def compare(
         for a, b, caption, judged in zip(videos_a, videos_b, captions, verdicts, strict=True)
         for r in judged_pair_requests(a, b, caption, dimensions, cot, both_orders, judged)
     ]
-    answers = _ask(backend, requests, len(requests) // len(dimensions), dimensions, n, "pairwise", cot)
+    answers = _ask(backend, requests, len(requests) // len(dimensions), dimensions, n, "pairwise", cot, read)
     if not both_orders:
         return answers
     given, swapped = answers[0::2], answers[1::2]
@@ -209,13 +269,22 @@ def voted_pair_verdicts(
 
 
 def parse_replies(
-    requests: Sequence[CriticRequest], texts: Sequence[Sequence[str]], kind: Kind, cot: bool
+    requests: Sequence[CriticRequest],
+    texts: Sequence[Sequence[str]],
+    kind: Kind,
+    cot: bool,
+    first_token: Sequence[dict[str, float] | None] | None = None,
 ) -> list[list[ParsedAnswer]]:
     """Each request's sampled continuations, joined to its answer prefix and parsed (a request
-    with a prefix was asked with chain-of-thought: its verdict follows the marker)."""
+    with a prefix was asked with chain-of-thought: its verdict follows the marker), each carrying
+    its request's first-token read when given (`first_token_reads`)."""
+    reads = first_token or [None] * len(requests)
     return [
-        [parse_answer(reply_text(r, t), kind, cot or bool(r.answer_prefix)) for t in samples]
-        for r, samples in zip(requests, texts, strict=True)
+        [
+            replace(parse_answer(reply_text(r, t), kind, cot or bool(r.answer_prefix)), first_token=read)
+            for t in samples
+        ]
+        for r, samples, read in zip(requests, texts, reads, strict=True)
     ]
 
 
@@ -234,14 +303,17 @@ _SWAP: dict[str | None, str | None] = {"A": "B", "B": "A", "tie": "tie", None: N
 def from_swapped_order(answer: ParsedAnswer) -> ParsedAnswer:
     """An answer to a pairwise question asked with the videos swapped, in the caller's A and B.
 
-    The verdict flips (A ↔ B; tie and unparseable stay); the text and reason keep the order the
-    model saw, and ``swapped`` says so.
+    The verdict flips (A ↔ B; tie and unparseable stay), and so does the first-token read; the
+    text and reason keep the order the model saw, and ``swapped`` says so.
     """
     if answer.swapped:
         raise ValueError("this answer is already mapped back from the swapped order")
     if answer.verdict not in _SWAP:
         raise ValueError(f"not a pairwise verdict: {answer.verdict!r}")
-    return replace(answer, verdict=_SWAP[answer.verdict], swapped=True)
+    first = answer.first_token
+    if first is not None:
+        first = {_SWAP[v]: p for v, p in first.items()}  # type: ignore[misc]
+    return replace(answer, verdict=_SWAP[answer.verdict], swapped=True, first_token=first)
 
 
 def _ask(
@@ -252,19 +324,32 @@ def _ask(
     n: int,
     kind: Kind,
     cot: bool,
+    read: Read = "samples",
 ) -> list[dict[Dimension, list[ParsedAnswer]]]:
     if n < 1:
         raise ValueError(f"n must be ≥ 1, got {n}")
     if not dimensions:
         raise ValueError("ask about at least one dimension")
-    texts = backend.generate(requests, n) if requests else []
+    reads: list[dict[str, float] | None] | None = None
+    if read == "first_token":
+        if not isinstance(backend, FirstTokenBackend):
+            raise TypeError(
+                f"{type(backend).__name__} cannot report first-token log-probabilities; use read='samples'"
+            )
+        sampled = backend.sample(requests, n, FIRST_TOKEN_TOP) if requests else []
+        texts = [s.texts for s in sampled]
+        reads = first_token_reads(backend.tokenizer, requests, sampled, kind, cot)
+    elif read == "samples":
+        texts = backend.generate(requests, n) if requests else []
+    else:
+        raise ValueError(f"read must be 'samples' or 'first_token', got {read!r}")
     if len(texts) != len(requests) or any(len(t) != n for t in texts):
         # A backend that loses samples would silently shrink vote counts; the notes saw vLLM's
         # streaming output do exactly that.
         raise RuntimeError(
             f"backend returned {[len(t) for t in texts]} answers for {len(requests)} requests × n={n}"
         )
-    parsed = parse_replies(requests, texts, kind, cot)
+    parsed = parse_replies(requests, texts, kind, cot, reads)
     per_item = len(dimensions)
     return [
         dict(zip(dimensions, parsed[i * per_item : (i + 1) * per_item], strict=True))

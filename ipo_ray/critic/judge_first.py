@@ -15,9 +15,10 @@ video orders and averaged. (Written by the critic itself, in the pair's context,
 worse than asked one video at a time, and so are the preferences after them.)
 
 A critic trained so declares it in its tokenizer config (`tokenizer.judges_first`), and is served so:
-POST /v1/compare and `judge.compare` vote each video's pointwise answers, then give those verdicts as
-the start of the pairwise answer (`judge.judged_pair_requests`), which is this module's read with n
-sampled answers in place of the most likely first token.
+POST /v1/compare and `judge.compare` read each video's pointwise verdicts, then give them as the
+start of the pairwise answer (`judge.judged_pair_requests`): with ``critic.vote=first_token`` (the
+default) this module's read exactly, verdicts and preference from the first token; with
+``critic.vote=samples`` the n sampled answers voted instead.
 """
 
 import re

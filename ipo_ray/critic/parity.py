@@ -8,54 +8,17 @@ check covers videos with more temporal groups than merged rows/columns.
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedTokenizerFast
 
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import CriticRequest
-from ipo_ray.critic.templates import ANSWER_MARKER, PREFERENCE_WORDS, Kind
-from ipo_ray.vocab import VERDICTS
+from ipo_ray.critic.verdict_tokens import verdict_ids_after_marker, verdict_token_ids
 
 if TYPE_CHECKING:  # importing vLLM takes seconds; only the vLLM side of a parity check needs it
     from vllm.lora.request import LoRARequest
 
     from ipo_ray.critic.vllm_backend import VllmBackend
 
-
-def verdict_token_ids(tokenizer: PreTrainedTokenizerFast, kind: Kind) -> dict[str, int]:
-    """Verdict → the id of the first token an answer with that verdict starts with.
-
-    Raises:
-        ValueError: two verdicts share a first token (their log-probs could not be told apart).
-    """
-    words = {v: v for v in VERDICTS} if kind == "pointwise" else PREFERENCE_WORDS
-    ids = {
-        verdict: tokenizer.encode(word + ".", add_special_tokens=False)[0] for verdict, word in words.items()
-    }
-    if len(set(ids.values())) != len(ids):
-        raise ValueError(
-            f"verdicts share a first token: {ids}; retrain the tokenizer with the template corpus"
-        )
-    return ids
-
-
-def verdict_ids_after_marker(tokenizer: PreTrainedTokenizerFast, kind: Kind) -> dict[str, int]:
-    """Verdict → the id of its first token where it follows the ``Answer:`` marker of a
-    chain-of-thought answer (``"Answer: Good."``: usually a space-led token, not `verdict_token_ids`').
-
-    Raises:
-        ValueError: two verdicts share that token, or the marker's tokens change with what follows.
-    """
-    words = {v: v for v in VERDICTS} if kind == "pointwise" else PREFERENCE_WORDS
-    marker = tokenizer.encode(ANSWER_MARKER, add_special_tokens=False)
-    ids = {}
-    for verdict, word in words.items():
-        tokens = tokenizer.encode(f"{ANSWER_MARKER} {word}.", add_special_tokens=False)
-        if tokens[: len(marker)] != marker:
-            raise ValueError(f"{ANSWER_MARKER!r} tokenises differently before {word!r}: {tokens}")
-        ids[verdict] = tokens[len(marker)]
-    if len(set(ids.values())) != len(ids):
-        raise ValueError(f"verdicts share a first token after {ANSWER_MARKER!r}: {ids}")
-    return ids
+__all__ = ["transformers_logprobs", "verdict_ids_after_marker", "verdict_token_ids", "vllm_logprobs"]
 
 
 @torch.inference_mode()

@@ -61,6 +61,12 @@ class ParsedAnswer:
         swapped: Asked with the two videos in the other order (`judge.compare`, ``both_orders``):
             `verdict` is already mapped back to the caller's A and B, while `text` and `reason`
             name the videos as they were shown.
+        first_token: The critic's verdict distribution where this answer started: each verdict of
+            the kind → the probability of its first token, renormalised over the kind's verdicts
+            (`judge.first_token_reads`). The same for every sample of one question (in the
+            caller's A and B when `swapped`); {} when read but no verdict token was among the
+            engine's most likely tokens; None when not read (`critic.vote=samples`, or a
+            chain-of-thought answer whose verdict does not come first).
     """
 
     text: str
@@ -69,6 +75,7 @@ class ParsedAnswer:
     thinking: str
     problem: str | None
     swapped: bool = False
+    first_token: dict[str, float] | None = None
 
     @property
     def parsed(self) -> bool:

@@ -30,7 +30,7 @@ from typing import Any
 from transformers import AutoTokenizer
 from vllm import LLM, SamplingParams
 
-from ipo_ray.critic.judge import CriticRequest, SamplingConfig
+from ipo_ray.critic.judge import CriticRequest, Sampled, SamplingConfig
 from ipo_ray.critic.tokenizer import render_prompt
 
 INCOMPLETE_CHAR = "\ufffd"  # what byte-level BPE decoding shows for an unfinished UTF-8 sequence
@@ -121,11 +121,19 @@ class VllmBackend:
 
     def generate(self, requests: Sequence[CriticRequest], n: int) -> list[list[str]]:
         """Returns n sampled texts per request (see `judge.CriticBackend`); one engine call for all."""
-        if self.sampling.temperature == 0 and n > 1:
-            raise ValueError(
-                "greedy decoding (temperature 0) gives n identical answers; use n=1 or a temperature > 0"
-            )
+        _check_n(self.sampling, n)
         return self.run([self.prompt(r) for r in requests], self.sampling_params(n))
+
+    def sample(self, requests: Sequence[CriticRequest], n: int, top_logprobs: int) -> list[Sampled]:
+        """n sampled texts per request and the first token's `top_logprobs` most likely tokens
+        (`judge.FirstTokenBackend`), in the same engine call: the read costs no extra prefill."""
+        _check_n(self.sampling, n)
+        params = self.sampling_params(n, logprobs=top_logprobs)
+        outputs = self.engine.generate([self.prompt(r) for r in requests], params, use_tqdm=False)
+        return [
+            Sampled(texts, first_logprobs(out))
+            for texts, out in zip(self.decode(outputs), outputs, strict=True)
+        ]
 
     def run(self, prompts: list[dict[str, Any]], params: SamplingParams) -> list[list[str]]:
         """One engine call: the texts of every prompt's samples, in sample order, special tokens removed.
@@ -134,7 +142,10 @@ class VllmBackend:
             prompts: From `prompt`.
             params: From `sampling_params` (overrides allowed, e.g. ``ignore_eos`` in benchmarks).
         """
-        outputs = self.engine.generate(prompts, params, use_tqdm=False)
+        return self.decode(self.engine.generate(prompts, params, use_tqdm=False))
+
+    def decode(self, outputs: Sequence[Any]) -> list[list[str]]:
+        """The texts of vLLM `RequestOutput`s' samples, in sample order, special tokens removed."""
         # Completions come back in sample order by index; sort so answer i is sample i.
         samples = [sorted(out.outputs, key=lambda c: c.index) for out in outputs]
         flat = self.tokenizer.batch_decode(
@@ -148,3 +159,20 @@ class VllmBackend:
             texts.append(flat[start : start + len(s)])
             start += len(s)
         return texts
+
+
+def first_logprobs(output: Any) -> dict[int, float]:  # noqa: ANN401 - vLLM's RequestOutput
+    """Token id → raw log-probability at the first generated token of a request asked with
+    ``logprobs=k``: its k most likely tokens (and the token sampled there). Every sample shares
+    that position, so the first sample's is read."""
+    first = min(output.outputs, key=lambda c: c.index)
+    if not first.logprobs:
+        raise RuntimeError("the engine returned no log-probabilities; ask with SamplingParams(logprobs=k)")
+    return {token: logprob.logprob for token, logprob in first.logprobs[0].items()}
+
+
+def _check_n(sampling: SamplingConfig, n: int) -> None:
+    if sampling.temperature == 0 and n > 1:
+        raise ValueError(
+            "greedy decoding (temperature 0) gives n identical answers; use n=1 or a temperature > 0"
+        )

@@ -11,6 +11,16 @@ Dual-IPO's SRPO samples several reasoning paths, votes, and keeps only confident
   6 Good + 2 Bad. Equivalently, certainty = (agreement fraction among the parsed answers) × (share
   of answers that parsed). This keeps a critic that mostly babbles from producing "confident"
   pseudo-labels out of its one readable answer. Without a majority, certainty is 0.
+- **First-token read** (`critic.vote=first_token`): when the answers carry the critic's verdict
+  distribution at the answer's first token (`ParsedAnswer.first_token`, one per question, both
+  video orders averaged when pooled), the verdict is its most likely verdict and the certainty its
+  probability; the vote counts and the reason still come from the n sampled answers (the reason of
+  the first sample that agrees, "" if none does). This is the read the critic's accuracy is
+  measured with (`evaluate.first_token_probabilities`). Sampled votes at temperature 1 agreed less
+  with the world's oracle (a judge-first world critic on one render set, n = 8, both orders:
+  pointwise 0.863 against 0.891, pairwise 0.692 against 0.792): a split vote is no verdict, while
+  the distribution still has a most likely answer. No verdict token among the
+  engine's most likely tokens (an untrained critic) is no verdict.
 - **Pseudo-label filter**: keep a vote when it has a majority and certainty ≥ a threshold.
 - **Reward** (LiFT Eq. 2): each dimension's majority verdict maps through LiFT's scores
   {Good: 0.9, Normal: 0.2, Bad: 0.05} (`verdict_reward`); a video's reward, the mean over the
@@ -19,6 +29,7 @@ Dual-IPO's SRPO samples several reasoning paths, votes, and keeps only confident
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ipo_ray.critic.parse import ParsedAnswer
 from ipo_ray.critic.templates import Kind
@@ -49,6 +60,9 @@ class VoteResult:
         num_unparseable: Answers the parser could not read.
         certainty: Majority votes / num_samples, in [0, 1]; 0 without a majority.
         reason: The reason of the first answer that gave the majority verdict ("" without one).
+        read: ``"samples"`` (majority of the sampled answers) or ``"first_token"`` (the most
+            likely verdict at the answer's first token; certainty is its probability).
+        probabilities: The first-token read's verdict distribution; None for ``"samples"``.
     """
 
     kind: Kind
@@ -58,6 +72,8 @@ class VoteResult:
     num_unparseable: int
     certainty: float
     reason: str
+    read: Literal["samples", "first_token"] = "samples"
+    probabilities: dict[str, float] | None = None
 
     @property
     def tied(self) -> bool:
@@ -94,6 +110,9 @@ def vote(answers: Sequence[ParsedAnswer], kind: Kind) -> VoteResult:
             raise ValueError(f"{kind} vote got verdict {answer.verdict!r}; expected one of {allowed}")
         votes[answer.verdict] += 1
     unparseable = sum(not a.parsed for a in answers)
+    reads = [a.first_token for a in answers if a.first_token is not None]
+    if reads:
+        return _first_token_vote(answers, kind, votes, unparseable, reads)
     top = max(votes.values())
     leaders = [v for v in allowed if votes[v] == top]
     if top == 0 or len(leaders) > 1:
@@ -101,6 +120,26 @@ def vote(answers: Sequence[ParsedAnswer], kind: Kind) -> VoteResult:
     verdict = leaders[0]
     reason = next(a.reason for a in answers if a.verdict == verdict)
     return VoteResult(kind, verdict, votes, len(answers), unparseable, top / len(answers), reason)
+
+
+def _first_token_vote(
+    answers: Sequence[ParsedAnswer],
+    kind: Kind,
+    votes: dict[str, int],
+    unparseable: int,
+    reads: Sequence[dict[str, float]],
+) -> VoteResult:
+    """The first-token read (module docstring): the mean of the answers' verdict distributions."""
+    allowed = _ANSWERS[kind]
+    if any(set(r) - set(allowed) for r in reads):
+        raise ValueError(f"{kind} first-token read over {[sorted(r) for r in reads]}; expected {allowed}")
+    mean = {v: sum(r.get(v, 0.0) for r in reads) / len(reads) for v in allowed}
+    top = max(mean.values())
+    leaders = [v for v in allowed if mean[v] == top]
+    verdict = leaders[0] if top > 0 and len(leaders) == 1 else None
+    reason = next((a.reason for a in answers if verdict is not None and a.verdict == verdict), "")
+    certainty = mean[verdict] if verdict is not None else 0.0
+    return VoteResult(kind, verdict, votes, len(answers), unparseable, certainty, reason, "first_token", mean)
 
 
 def is_confident(result: VoteResult, threshold: float) -> bool:

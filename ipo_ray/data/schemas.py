@@ -26,8 +26,10 @@ Votes are six int32 columns, one per possible answer (``votes_good``, ``votes_no
 for pointwise rows; ``votes_a``, ``votes_b``, ``votes_tie`` for pairwise rows); the other kind's three
 columns are 0. Plain columns rather than a map keep the table filterable in Ray Data and pandas
 without unpacking. A single human label has one vote on its verdict and certainty 1.0; a critic's
-n chain-of-thought samples spread n votes, and certainty is what the voting rule says (usually the
-winning share).
+n samples spread n votes, and certainty is what the voting rule says (the winning share, or with
+``critic.vote=first_token`` the verdict's first-token probability). Every verdict of a vote has at
+least one vote; a critic's (source ``critic``) need not, since a first-token read may differ from
+all its samples.
 
 Required low-cardinality strings (kind, dimension, verdict, source, generator_version) are
 dictionary encoded; ids, paths, free text and nullable strings are plain strings. Nullable columns

@@ -5,10 +5,11 @@ pairwise mode asks ``/v1/compare`` for every pair of a prompt's candidates (a ro
 run concurrently from a thread pool; the client caps how many are in flight and retries with backoff.
 
 Three products: the labels table (one row per candidate or pair and dimension that has a majority
-verdict; judgements without a majority are counted, not guessed); every judgement's vote counts,
-majority or not, from which `preferences` computes rewards; and the critic-answers table, every
-sampled answer's text and parsed verdict, from which the SRPO loss pairs the critic's own answers
-(`ipo_ray.critic.srpo`).
+verdict; judgements without a majority are counted, not guessed); every judgement's verdict
+distribution, majority or not, from which `preferences` computes rewards (the first-token
+probabilities when the critic reads so, ``critic.vote=first_token``, else the vote counts); and
+the critic-answers table, every sampled answer's text and parsed verdict, from which the SRPO loss
+pairs the critic's own answers (`ipo_ray.critic.srpo`).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,14 @@ from ipo_ray.data import make_table
 from ipo_ray.loop.preferences import round_robin
 from ipo_ray.vocab import DIMENSIONS
 
+
+def _distribution(judgement: Mapping[str, Any]) -> dict[str, float]:
+    """A judgement's verdict distribution: its first-token probabilities where it was read so and
+    found a verdict token, else its sampled vote counts (`preferences.vote_reward` takes either)."""
+    probabilities = judgement.get("probabilities")
+    return dict(probabilities) if probabilities else dict(judgement["votes"])
+
+
 _VOTE_COLUMN = {
     "Good": col.VOTES_GOOD,
     "Normal": col.VOTES_NORMAL,
@@ -33,7 +42,7 @@ _VOTE_COLUMN = {
     "tie": col.VOTES_TIE,
 }
 
-Votes = dict[str, dict[str, int]]  # dimension → answer → count
+Votes = dict[str, dict[str, float]]  # dimension → answer → vote count, or first-token probability
 ScoreFn = Callable[[str, str], Mapping[str, Any]]  # (video path, prompt) → /v1/score response
 CompareFn = Callable[[str, str, str], Mapping[str, Any]]  # (path A, path B, prompt) → /v1/compare response
 
@@ -45,7 +54,7 @@ class Labelled:
     Attributes:
         labels: Labels table rows with a majority verdict.
         answers: Critic-answers table: the n sampled answers of every judgement, majority or not.
-        point_votes: Candidate id → dimension → votes (pointwise mode).
+        point_votes: Candidate id → dimension → verdict distribution (`_distribution`; pointwise mode).
         pair_votes: (candidate A, candidate B, dimension → votes) per comparison (pairwise mode).
         no_majority: Judgements (item × dimension) without a majority.
         unparseable: Sampled answers the parser could not read.
@@ -83,7 +92,7 @@ def label_pointwise(
         votes[cid] = {}
         for dim in DIMENSIONS:
             judgement = response["dimensions"][dim]
-            votes[cid][dim] = dict(judgement["votes"])
+            votes[cid][dim] = _distribution(judgement)
             counts.add(judgement)
             answers += _answer_rows(question_id(cid, None, dim), judgement)
             if judgement["verdict"] is not None:
@@ -143,7 +152,7 @@ def label_pairwise(
         votes: Votes = {}
         for dim in DIMENSIONS:
             judgement = response["dimensions"][dim]
-            votes[dim] = dict(judgement["votes"])
+            votes[dim] = _distribution(judgement)
             counts.add(judgement)
             answers += _answer_rows(question_id(a[col.CANDIDATE_ID], b[col.CANDIDATE_ID], dim), judgement)
             if judgement["verdict"] is not None:

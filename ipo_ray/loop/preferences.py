@@ -31,11 +31,11 @@ class PreferenceError(ValueError):
     """Labels that cannot give preference data: missing dimensions, candidates without labels."""
 
 
-def vote_reward(votes: Mapping[str, int]) -> float:
+def vote_reward(votes: Mapping[str, float]) -> float:
     """LiFT's verdict reward in expectation over a vote distribution.
 
     Args:
-        votes: "Good" / "Normal" / "Bad" → count; at least one vote.
+        votes: "Good" / "Normal" / "Bad" → count, or probability (a first-token read); not all 0.
 
     Returns:
         Σ votes(v)·reward(v) / Σ votes(v), in [0.05, 0.9].
@@ -46,7 +46,7 @@ def vote_reward(votes: Mapping[str, int]) -> float:
     return sum(LIFT_VERDICT_REWARD[v] * c for v, c in votes.items()) / total
 
 
-def candidate_reward(votes: Mapping[str, Mapping[str, int]]) -> float:
+def candidate_reward(votes: Mapping[str, Mapping[str, float]]) -> float:
     """A candidate's reward: the mean over dimensions of `vote_reward`.
 
     Args:
@@ -63,7 +63,7 @@ def candidate_reward(votes: Mapping[str, Mapping[str, int]]) -> float:
 
 
 def borda_rewards(
-    comparisons: Sequence[tuple[str, str, Mapping[str, Mapping[str, int]]]],
+    comparisons: Sequence[tuple[str, str, Mapping[str, Mapping[str, float]]]],
 ) -> dict[str, float]:
     """Candidate id → share of pairwise points won, from (id A, id B, dimension → A/B/tie votes).
 

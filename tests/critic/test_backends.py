@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from ipo_ray.critic.hf_backend import TransformersBackend
-from ipo_ray.critic.judge import CriticRequest, SamplingConfig, compare, score
+from ipo_ray.critic.judge import (
+    FIRST_TOKEN_TOP,
+    CriticRequest,
+    SamplingConfig,
+    compare,
+    first_token_reads,
+    score,
+)
 from ipo_ray.critic.parity import transformers_logprobs, verdict_token_ids, vllm_logprobs
 from ipo_ray.critic.parse import ParsedAnswer
 from ipo_ray.critic.rope import use_original_mrope
@@ -109,6 +116,51 @@ def test_engine_parity_on_verdict_logprobs(
         ids = list(verdict_token_ids(tokenizer, kind).values())
         torch.testing.assert_close(served[row, ids], expected[row, ids], atol=PARITY_TOLERANCE, rtol=0)
     torch.testing.assert_close(served, expected, atol=PARITY_TOLERANCE, rtol=0)  # and the whole vocabulary
+
+
+def test_transformers_first_token_read_is_the_first_answer_tokens_log_probs(
+    critic_dir: Path, clip_frames: np.ndarray
+) -> None:
+    """`sample` reads the first token from the logits `generate` computed: the forward's log-probs."""
+    hf = TransformersBackend(critic_dir, SamplingConfig(seed=0, max_new_tokens=4))
+    requests = _parity_requests(clip_frames)
+    sampled = hf.sample(requests, 3, FIRST_TOKEN_TOP)
+    for request, result in zip(requests, sampled, strict=True):
+        assert len(result.texts) == 3 and len(result.first_logprobs) == FIRST_TOKEN_TOP
+        full = transformers_logprobs(hf, request)
+        top = torch.topk(full, FIRST_TOKEN_TOP)
+        assert set(result.first_logprobs) == set(top.indices.tolist())
+        for token, logprob in result.first_logprobs.items():
+            assert logprob == pytest.approx(full[token].item(), abs=1e-5)
+    assert all(not s.first_logprobs for s in hf.sample(requests[:1], 2, 0))
+
+
+@pytest.mark.slow
+def test_both_engines_read_the_same_first_token(
+    vllm_backend: "VllmBackend", critic_dir: Path, clip_frames: np.ndarray
+) -> None:
+    """The served read is the trained read: vLLM's sampled call reports the first answer token's
+    most likely tokens with transformers' log-probabilities, and the verdict distributions agree."""
+    hf = TransformersBackend(critic_dir, SamplingConfig(seed=0, max_new_tokens=4))
+    requests = _parity_requests(clip_frames)
+    served = vllm_backend.sample(requests, 4, FIRST_TOKEN_TOP)
+    expected = hf.sample(requests, 1, FIRST_TOKEN_TOP)
+    for result, reference in zip(served, expected, strict=True):
+        assert len(result.texts) == 4
+        common = set(result.first_logprobs) & set(reference.first_logprobs)
+        assert len(common) >= FIRST_TOKEN_TOP - 2  # near-equal tokens may swap at the edge of the top
+        for token in common:
+            assert result.first_logprobs[token] == pytest.approx(
+                reference.first_logprobs[token], abs=PARITY_TOLERANCE
+            )
+    tokenizer = hf.processor.tokenizer
+    kinds = ["pointwise", "pointwise", "pairwise"]
+    for kind, request, a, b in zip(kinds, requests, served, expected, strict=True):
+        [read_a] = first_token_reads(tokenizer, [request], [a], kind, cot=False)  # type: ignore[arg-type]
+        [read_b] = first_token_reads(tokenizer, [request], [b], kind, cot=False)  # type: ignore[arg-type]
+        assert read_a is not None and read_b is not None and set(read_a) == set(read_b)
+        for verdict in read_a:
+            assert read_a[verdict] == pytest.approx(read_b[verdict], abs=1e-3)
 
 
 @pytest.mark.slow

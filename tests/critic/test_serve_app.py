@@ -22,9 +22,13 @@ from transformers import AutoTokenizer
 
 import ipo_ray
 from ipo_ray.config import load_config
+from ipo_ray.critic import judge
+from ipo_ray.critic.judge import SamplingConfig
 from ipo_ray.critic.model import build_critic
 from ipo_ray.critic.tokenizer import set_judges_first
+from ipo_ray.critic.voting import vote
 from ipo_ray.data.video import write_mp4
+from ipo_ray.vocab import DIMENSIONS
 from ipo_ray.world.annotators import make_annotators
 from ipo_ray.world.render import RenderSettings
 from ipo_ray.world.seed_set import build_seed_set
@@ -56,6 +60,7 @@ def make_videos(root: Path) -> None:
     """Files the tests name: a clip; corrupt, fake, too long and too big ones; a symlink out."""
     root.mkdir(parents=True, exist_ok=True)
     write_mp4(root / "clip.mp4", _clip(16), fps=8)
+    write_mp4(root / "still.mp4", np.repeat(_clip(1), 16, axis=0), fps=8)  # the square stands still
     write_mp4(root / "long.mp4", _clip(40), fps=8)  # over serve.max_frames=32
     clip = (root / "clip.mp4").read_bytes()
     (root / "cut.mp4").write_bytes(clip[: len(clip) // 2])
@@ -116,6 +121,14 @@ def _check_judgement(judged: dict, answers: tuple[str, ...], samples: int = SAMP
         assert set(answer) == {"text", "verdict", "reason", "parsed", "problem", "swapped"}
         assert (answer["verdict"] is None) == (answer["problem"] is not None) == (not answer["parsed"])
     assert 0.0 <= judged["certainty"] <= 1.0
+    # critic.vote=first_token (the default): the verdict is the first token's most likely one, if
+    # any verdict token is among the engine's top tokens (a random critic's often are not).
+    assert judged["read"] == "first_token"
+    if judged["probabilities"]:
+        assert sum(judged["probabilities"].values()) == pytest.approx(1)
+        assert judged["verdict"] is None or judged["certainty"] == max(judged["probabilities"].values())
+    else:
+        assert judged["verdict"] is None and judged["certainty"] == 0.0
 
 
 @pytest.mark.timeout(180)
@@ -341,11 +354,46 @@ def test_a_judge_first_critic_judges_each_video_before_the_pair(
         assert all(t.startswith(shown) for t in texts[:SAMPLES]), texts
         assert all(t.startswith(swapped) for t in texts[SAMPLES:]), texts
     assert any(None not in v.values() for v in body["judged_first"].values()), body["judged_first"]
+    for judged in body["dimensions"].values():  # critic.vote=first_token: a trained critic's read
+        assert judged["read"] == "first_token" and sum(judged["probabilities"].values()) == pytest.approx(1)
+        assert judged["certainty"] == pytest.approx(judged["probabilities"][judged["verdict"]])
     asked = request | {"version": judge_first_version, "both_orders": False}
     one_order = http.post("/v1/compare", json=asked).json()
     assert one_order["samples"] == SAMPLES and one_order["read"] == "judge_first"
     direct = http.post("/v1/compare", json=request).json()  # the default critic reads pairs directly
     assert direct["read"] == "direct" and direct["judged_first"] is None and direct["samples"] == SAMPLES
+
+
+@pytest.mark.timeout(240)
+def test_the_served_verdicts_are_the_critics_first_token_read(
+    http: httpx.Client, app: tuple[str, Path], judge_first_version: str
+) -> None:
+    """What the app answers is what the critic reads offline: the same verdicts and first-token
+    probabilities as `judge.score`/`compare` on the transformers engine, given the frames the app
+    samples from the same files (the first-token read both engines agree on, test_backends)."""
+    from ipo_ray.critic.hf_backend import TransformersBackend
+    from ipo_ray.critic.serve.inputs import VideoLimits, load_video
+
+    cfg = app_config(WORLD_CRITIC, app[1], 0)
+    limits = VideoLimits.from_mib(1.0, cfg.serve.max_frames, cfg.serve.max_frame_pixels)
+    clip, still = (load_video(app[1] / f, f, limits, cfg.video.num_frames) for f in ("clip.mp4", "still.mp4"))
+    engine = TransformersBackend(
+        WORLD_CRITIC, SamplingConfig(seed=0, max_new_tokens=2)
+    )  # that version's weights
+    [scored] = judge.score(engine, [clip], [PROMPT], DIMENSIONS, n=1, read="first_token")
+    [compared] = judge.compare(
+        engine, [clip], [still], [PROMPT], DIMENSIONS, 1, judge_first=True, read="first_token"
+    )
+    version = {"version": judge_first_version}
+    served = http.post("/v1/score", json={"prompt": PROMPT, "video_path": "clip.mp4"} | version).json()
+    pair = {"prompt": PROMPT, "video_a_path": "clip.mp4", "video_b_path": "still.mp4"}
+    served_pair = http.post("/v1/compare", json=pair | version).json()
+    for body, local, kind in ((served, scored, "pointwise"), (served_pair, compared, "pairwise")):
+        for dimension, answers in local.items():
+            expected, judged = vote(answers, kind), body["dimensions"][dimension]
+            assert judged["read"] == expected.read == "first_token"
+            assert judged["verdict"] == expected.verdict
+            assert judged["probabilities"] == pytest.approx(expected.probabilities, abs=1e-3)
 
 
 @pytest.mark.timeout(240)

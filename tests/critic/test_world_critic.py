@@ -1,13 +1,12 @@
 """The shipped world critic (ipo_ray/assets/world_critic) against the oracle on clips it never saw.
 
-A fresh seed set is rendered with a seed the critic was not trained on (it was trained on renders of
-seed 7 and generated clips of seeds 11 and 17);
-its labels are ignored and the noise-free oracle judges every clip and pair. The critic answers
-through the transformers backend as it is served: greedily, or, for a critic that declares the
-judge-first read, each pair after its own verdicts on both videos in both orders. The set is small
-(for speed), so the regression bars sit well under the accuracies measured on a fresh render set of
-3,007 labels (assets/world_critic/README.md). The issue's bar is an xfail while its pairwise half is unmet;
-a critic that meets it must remove the marker.
+A fresh seed set (150 clips, 300 pairs) is rendered with a seed the critic was not trained on (it
+was trained on renders of seeds 7 and 53 and generated clips of seeds 11 and 17); its labels are
+ignored and the noise-free oracle judges every clip and pair. The critic is read as the app serves
+it by default (`evaluate.served_read_name`): its most likely first verdict token, or, for a critic
+that declares the judge-first read, each pair after its own verdicts on both videos in both orders.
+The issue's bar is an xfail while its pairwise half is unmet on this set; a critic that meets it
+must remove the marker.
 """
 
 import os
@@ -18,8 +17,17 @@ import pytest
 import torch
 
 import ipo_ray
+from ipo_ray.config import load_config
 from ipo_ray.critic.checkpoint import read_manifest
-from ipo_ray.critic.evaluate import accuracy, greedy_verdicts, majority_baseline, oracle_verdicts
+from ipo_ray.critic.evaluate import (
+    accuracy,
+    both_orders_verdicts,
+    first_token_verdicts,
+    greedy_verdicts,
+    majority_baseline,
+    oracle_verdicts,
+    served_read_name,
+)
 from ipo_ray.critic.hf_backend import TransformersBackend
 from ipo_ray.critic.judge import CriticRequest, SamplingConfig
 from ipo_ray.critic.judge_first import judge_first_verdicts
@@ -34,11 +42,12 @@ from ipo_ray.world.render import RenderSettings
 from ipo_ray.world.seed_set import build_seed_set
 
 CRITIC = Path(ipo_ray.__file__).parent / "assets" / "world_critic"
-# The issue's bar (held-out agreement with the oracle), and what the shipped critic does reach:
-# 0.897 pointwise and 0.771 pairwise on a fresh 3,007-label render set (see its README); the fresh
-# set here is small, so these regression bars sit well below.
+# The issue's bar (held-out agreement with the oracle), and what the shipped critic does reach here:
+# world-v6, judge-first, 0.917 pointwise / 0.789 pairwise on this set's 1,257 labels (807 pairwise),
+# against 0.899-0.917 / 0.803-0.818 on three fresh render sets of ~3,000 labels (see its README).
+# Deterministic (fixed seeds); the regression bars sit a few standard errors below.
 BAR = {"pointwise/mean": 0.85, "pairwise/all": 0.80}
-REACHED = {"pointwise/mean": 0.80, "pairwise/all": 0.55}
+REACHED = {"pointwise/mean": 0.88, "pairwise/all": 0.75}
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +57,8 @@ def fresh_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
     manifest = read_manifest(CRITIC)
     build_seed_set(
         out,
-        num_clips=60,
-        num_pairs=30,
+        num_clips=150,
+        num_pairs=300,
         defect_rate=0.6,
         strength_range=(0.2, 1.0),
         seed=1234,
@@ -60,11 +69,14 @@ def fresh_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
     prompts = read_table(out / "prompts.parquet", TableKind.PROMPTS)
     oracle = oracle_verdicts(examples, prompts, RenderSettings())
     frames = FrameCache(manifest["num_frames"])
-    if critic_judges_first(CRITIC):  # as POST /v1/compare reads it: each video first, both orders
-        predicted = judge_first_verdicts(*load_critic(CRITIC), examples, frames)
-    else:
+    cfg = load_config()  # read as the app serves it by default
+    read = served_read_name(critic_judges_first(CRITIC), cfg.critic.vote, cfg.serve.compare_both_orders)
+    if read == "greedy":
         backend = TransformersBackend(CRITIC, SamplingConfig(temperature=0.0, max_new_tokens=4))
         predicted = greedy_verdicts(backend, examples, frames)
+    else:
+        reads = {"judge-first": judge_first_verdicts, "first-token": first_token_verdicts}
+        predicted = (reads.get(read) or both_orders_verdicts)(*load_critic(CRITIC), examples, frames)
     return {
         "critic": accuracy(examples, predicted, oracle),
         "baseline": accuracy(examples, majority_baseline(examples, examples), oracle),
@@ -73,10 +85,10 @@ def fresh_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
 
 def test_shipped_critic_fits_in_the_package_and_loads() -> None:
     assert sum(f.stat().st_size for f in CRITIC.iterdir()) < 30 * 2**20
-    assert read_manifest(CRITIC)["version"] == "world-v5"
+    assert read_manifest(CRITIC)["version"] == "world-v6"
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)  # the fixture's render and read take ~60 s
 def test_shipped_critic_keeps_its_measured_accuracy(fresh_result: dict[str, dict[str, float]]) -> None:
     result = fresh_result["critic"]
     print(fresh_result)
@@ -85,8 +97,9 @@ def test_shipped_critic_keeps_its_measured_accuracy(fresh_result: dict[str, dict
 
 
 @pytest.mark.xfail(
-    strict=False,  # pairwise 0.771 < 0.80 on 3,007 fresh labels; a 90-row fresh set may pass by chance
-    reason="pairwise bar not reached by the shipped critic (assets/world_critic/README.md)",
+    strict=False,
+    reason="pairwise 0.789 < 0.80 on this set (0.803-0.818 on three larger fresh render sets; "
+    "assets/world_critic/README.md)",
 )
 def test_shipped_critic_meets_the_issue_bar(fresh_result: dict[str, dict[str, float]]) -> None:
     result, baseline = fresh_result["critic"], fresh_result["baseline"]

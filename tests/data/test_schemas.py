@@ -53,7 +53,12 @@ def _break(rows: list[dict], row: int, changes: dict) -> list[dict]:
         ("labels", 1, {col.VIDEO_ID_B: None}, r"'video_id_b' row 1: value None is null on a pairwise row"),
         ("labels", 0, {col.VIDEO_PATH_B: "b.mp4"}, r"'video_path_b' row 0: .* only pairwise rows"),
         ("labels", 0, {col.VOTES_A: 1}, r"'votes_a' row 0: .*on a pointwise row; it must be 0"),
-        ("labels", 2, {col.VOTES_GOOD: 0, col.VOTES_BAD: 3}, r"'votes_good' row 2: .*no vote"),
+        (
+            "labels",
+            2,
+            {col.VOTES_GOOD: 0, col.VOTES_BAD: 3, col.SOURCE: "world"},
+            r"'votes_good' row 2: .*no vote",
+        ),
         ("labels", 2, {col.VOTES_NORMAL: -1}, r"'votes_normal' row 2: value -1 is negative"),
         ("labels", 3, {col.CERTAINTY: 1.5}, r"'certainty' row 3: value 1.5 is outside \[0, 1\]"),
         ("labels", 3, {col.CERTAINTY: float("nan")}, r"'certainty' row 3: .*outside"),
@@ -74,6 +79,11 @@ def _break(rows: list[dict], row: int, changes: dict) -> list[dict]:
 def test_broken_values_name_the_column_and_first_bad_row(sample_rows, kind, row, changes, message) -> None:
     with pytest.raises(TableValidationError, match=message):
         make_table(_break(sample_rows(kind), row, changes), kind)
+
+
+def test_a_critic_label_read_from_the_first_token_may_have_no_sampled_vote(sample_rows) -> None:
+    rows = _break(sample_rows("labels"), 2, {col.VOTES_GOOD: 0, col.VOTES_BAD: 3, col.SOURCE: "critic"})
+    assert make_table(rows, "labels").num_rows == len(rows)  # its votes are the samples', not the read's
 
 
 def test_unknown_row_key_is_an_error_not_dropped(sample_rows) -> None:

@@ -37,7 +37,7 @@ def test_critics_are_scored_against_labels_and_oracle_and_bad_input_is_refused(t
     critic = build_critic(tmp_path / "random-critic", ["A red square moves right."])
     done = _eval("--labels", str(seed / "labels.parquet"), str(critic))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "read: greedy" in done.stdout  # a critic that reads pairs directly
+    assert "read: first-token" in done.stdout  # a direct critic, as critic.vote=first_token serves it
     header = next(line for line in done.stdout.splitlines() if line.startswith("accuracy"))
     assert header.split()[1:] == ["random-critic:labels", "random-critic:oracle", "labels:oracle"]
     # The voted labels agree with the oracle on most questions; the numbers are shares.
@@ -61,7 +61,7 @@ def test_critics_are_scored_against_labels_and_oracle_and_bad_input_is_refused(t
     tokenizer.save_pretrained(judge_first)
     judged = _eval("--labels", str(seed / "labels.parquet"), str(critic), str(judge_first))
     assert judged.returncode == 0, judged.stderr[-3000:]
-    assert "read: random-critic greedy, judge-first judge-first" in judged.stdout
+    assert "read: random-critic first-token, judge-first judge-first" in judged.stdout
     assert any(line.startswith("pairwise/all") for line in judged.stdout.splitlines())
 
     not_a_critic = _eval("--labels", str(seed / "labels.parquet"), str(tmp_path))

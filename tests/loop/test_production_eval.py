@@ -56,6 +56,25 @@ def _clips(n: int) -> pa.Table:
     )
 
 
+def test_rewards_follow_the_first_token_read_where_the_critic_reads_so(tmp_path: Path) -> None:
+    """critic.vote=first_token: a judgement's reward is LiFT's in expectation over its first-token
+    probabilities, not over the sampled votes; where the read found no verdict token, the votes."""
+    read = {"Good": 0.5, "Normal": 0.5, "Bad": 0.0}
+    judged = _judgement({"Good": 0, "Normal": 0, "Bad": 3}) | {"probabilities": read, "verdict": "Good"}
+    unread = _judgement({"Good": 0, "Normal": 3, "Bad": 0}) | {"probabilities": {}}
+    by_clip = {"c0": judged, "c1": unread}
+    labelled = label_pointwise(
+        lambda path, prompt: {"dimensions": dict.fromkeys(DIMENSIONS, by_clip[Path(path).stem])},
+        _clips(2),
+        tmp_path,
+        "default",
+    )
+    assert labelled.point_votes["c0"]["faithfulness"] == read
+    assert labelled.point_votes["c1"]["faithfulness"] == {"Good": 0, "Normal": 3, "Bad": 0}
+    reward = (0.5 * 0.9 + 0.5 * 0.2 + 0.2) / 2
+    assert critic_metrics(labelled)["eval/critic/reward"] == pytest.approx(reward)
+
+
 def test_critic_metrics_average_lift_rewards_and_count_good_majorities(tmp_path: Path) -> None:
     votes = {
         "c0": {"Good": 3, "Normal": 0, "Bad": 0},  # reward 0.9, Good

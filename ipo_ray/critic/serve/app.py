@@ -16,12 +16,14 @@ Batching is vLLM's: each engine's thread adds every pending request to the runni
 nothing from grouping, and grouping would only delay requests.
 
 Each request: decode and sample frames in a worker thread, ask one question per dimension with n
-samples through the version's engine (`engine.py`), parse every answer, vote, reply. Refusals are
+samples through the version's engine (`engine.py`), parse every answer, vote, reply. With
+``critic.vote=first_token`` (the default) the same engine call also returns each question's
+first-token log-probabilities, and the verdict is the critic's most likely one (`voting`). Refusals are
 `InputError`s and map to their status code; nothing a client sends produces a 500.
 
 A version whose checkpoint declares the judge-first read (`tokenizer.judges_first`, written by
 ``critic.train.judge_first``) answers ``/v1/compare`` in two engine calls: each video's pointwise
-questions first (n samples, voted), then the pairwise questions with those verdicts given as the
+questions first (read as ``critic.vote`` says), then the pairwise questions with those verdicts given as the
 start of every answer (``Video A: Bad.\nVideo B: Good.\nAnswer:``), in both video orders unless the
 request or ``serve.compare_both_orders`` says otherwise: the read its accuracy was measured with.
 """
@@ -44,12 +46,15 @@ from ipo_ray.config import Config, load_config
 from ipo_ray.config.serve import ServeConfig
 from ipo_ray.critic.adapters import AdapterError, check_servable, is_adapter, read_adapter
 from ipo_ray.critic.judge import (
+    FIRST_TOKEN_TOP,
     CriticRequest,
+    first_token_reads,
     judged_pair_requests,
     parse_replies,
     pooled_orders,
     voted_pair_verdicts,
 )
+from ipo_ray.critic.parse import ParsedAnswer
 from ipo_ray.critic.serve.bodies import check_token, read_body
 from ipo_ray.critic.serve.inputs import InputError, load_video, resolve_video_path, save_upload
 from ipo_ray.critic.serve.responses import compare_response, score_response
@@ -241,7 +246,7 @@ class CriticServer:
             both = next(x for x in (body.both_orders, self.settings.both_orders, first) if x is not None)
             verdicts = await self._judge_each(engine, (a, b), body.prompt, dimensions, n) if first else None
             requests = judged_pair_requests(a, b, body.prompt, dimensions, cot, both, verdicts)  # type: ignore[arg-type]
-            answers = parse_replies(requests, await self._generate(engine, requests, n), "pairwise", cot)
+            answers = await self._answers(engine, requests, n, "pairwise")
         if both:  # one engine call for both orders; the swapped half's verdicts mapped back
             given, swapped = answers[: len(dimensions)], answers[len(dimensions) :]
             answers = [pooled_orders(g, s) for g, s in zip(given, swapped, strict=True)]
@@ -255,10 +260,10 @@ class CriticServer:
         dimensions: list[str],
         n: int,
     ) -> tuple[dict[str, str | None], dict[str, str | None]]:
-        """A judge-first read's first step: each video's pointwise verdicts, n samples voted."""
+        """A judge-first read's first step: each video's pointwise verdicts, read as critic.vote says."""
         questions = _questions(prompt, dimensions, "pointwise", self.settings.cot)
         asked = [CriticRequest((v,), q) for v in videos for q in questions]
-        judged = parse_replies(asked, await self._generate(engine, asked, n), "pointwise", self.settings.cot)
+        judged = await self._answers(engine, asked, n, "pointwise")
         return voted_pair_verdicts(judged, dimensions)  # type: ignore[arg-type]
 
     def _plan(self, samples: int | None, dimensions: list[str] | None) -> tuple[int, list[str]]:
@@ -291,21 +296,30 @@ class CriticServer:
 
     async def _ask(self, name: str, requests: list[CriticRequest], n: int, kind: Kind) -> list[list[Any]]:
         async with self.versions.use(name) as engine:
-            texts = await self._generate(engine, requests, n)
-        return parse_replies(requests, texts, kind, self.settings.cot)
+            return await self._answers(engine, requests, n, kind)
 
-    @staticmethod
-    async def _generate(engine: Any, requests: list[CriticRequest], n: int) -> list[list[str]]:  # noqa: ANN401
-        """n sampled continuations per request from a version's engine; its refusals as `InputError`s."""
+    async def _answers(
+        self,
+        engine: Any,  # noqa: ANN401 - an engine.Engine
+        requests: list[CriticRequest],
+        n: int,
+        kind: Kind,
+    ) -> list[list[ParsedAnswer]]:
+        """n parsed answers per request from a version's engine, each with its question's first-token
+        read when ``critic.vote=first_token``; the engine's refusals as `InputError`s."""
+        first = self.settings.vote == "first_token"
         try:
-            texts = await engine.generate(requests, n)
+            sampled = await engine.sample(requests, n, FIRST_TOKEN_TOP if first else 0)
         except ValueError as error:  # the engine refused the prompt, e.g. longer than its context
             raise InputError(422, str(error)) from None
         except RuntimeError as error:
             raise InputError(503, str(error)) from None
+        texts = [s.texts for s in sampled]
         if any(len(t) != n for t in texts):  # vLLM losing samples would shrink the vote silently
             raise InputError(503, f"engine returned {[len(t) for t in texts]} answers, expected {n} each")
-        return texts
+        cot = self.settings.cot
+        reads = first_token_reads(engine.tokenizer, requests, sampled, kind, cot) if first else None
+        return parse_replies(requests, texts, kind, cot, reads)
 
 
 def build_app(cfg: Config) -> Application:

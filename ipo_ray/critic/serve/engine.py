@@ -33,8 +33,8 @@ from typing import Any
 from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 
-from ipo_ray.critic.judge import CriticRequest
-from ipo_ray.critic.vllm_backend import VllmBackend
+from ipo_ray.critic.judge import CriticRequest, Sampled
+from ipo_ray.critic.vllm_backend import VllmBackend, first_logprobs
 
 
 @dataclass
@@ -46,6 +46,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     lora: LoRARequest | None = None
+    read_first: bool = False  # asked with logprobs: hand back the first token's too
 
 
 @dataclass
@@ -105,18 +106,30 @@ class EngineHost:
         self._handles[id(backend)] += 1
         return Engine(self, backend, lora)
 
-    async def generate(
+    async def sample(
         self,
         backend: VllmBackend,
         requests: Sequence[CriticRequest],
         n: int,
         lora: LoRARequest | None = None,
-    ) -> list[list[str]]:
-        """n sampled answer texts per request, in request order; see `Engine.generate`."""
-        params = backend.sampling_params(n, output_kind=RequestOutputKind.FINAL_ONLY)
+        top_logprobs: int = 0,
+    ) -> list[Sampled]:
+        """n sampled answer texts per request, in request order, and with ``top_logprobs > 0`` the
+        first token's most likely tokens; see `Engine.sample`."""
+        extra = {"logprobs": top_logprobs} if top_logprobs > 0 else {}
+        params = backend.sampling_params(n, output_kind=RequestOutputKind.FINAL_ONLY, **extra)
         loop = asyncio.get_running_loop()
         jobs = [
-            _Job(uuid.uuid4().hex, backend, backend.prompt(r), params, loop, loop.create_future(), lora)
+            _Job(
+                uuid.uuid4().hex,
+                backend,
+                backend.prompt(r),
+                params,
+                loop,
+                loop.create_future(),
+                lora,
+                top_logprobs > 0,
+            )
             for r in requests
         ]
         for job in jobs:
@@ -213,11 +226,9 @@ class EngineHost:
         job = self._jobs.pop(output.request_id, None)
         if job is None:  # aborted meanwhile
             return
-        completions = sorted(output.outputs, key=lambda c: c.index)
-        texts = job.backend.tokenizer.batch_decode(
-            [c.token_ids for c in completions], skip_special_tokens=True
-        )
-        _resolve(job.loop, job.future, result=texts)
+        (texts,) = job.backend.decode([output])
+        first = first_logprobs(output) if job.read_first else {}
+        _resolve(job.loop, job.future, result=Sampled(texts, first))
 
     def _fail_all(self, error: BaseException) -> None:
         waiting: list[_Job | _Load] = list(self._jobs.values())
@@ -252,6 +263,11 @@ class Engine:
         """A handle on this engine for an adapter version (its base must be this engine's model)."""
         return self.host.share(self.backend, lora)
 
+    @property
+    def tokenizer(self) -> Any:  # noqa: ANN401 - the critic's HF tokenizer
+        """The version's tokenizer (an adapter version shares its base's)."""
+        return self.backend.tokenizer
+
     async def generate(self, requests: Sequence[CriticRequest], n: int) -> list[list[str]]:
         """n sampled answer texts per request, in request order (as `judge.CriticBackend.generate`).
 
@@ -259,7 +275,12 @@ class Engine:
             RuntimeError: the engine thread has died (every later call fails the same way).
             ValueError: the engine refused a request (e.g. a prompt longer than max_model_len).
         """
-        return await self.host.generate(self.backend, requests, n, self.lora)
+        return [s.texts for s in await self.sample(requests, n)]
+
+    async def sample(self, requests: Sequence[CriticRequest], n: int, top_logprobs: int = 0) -> list[Sampled]:
+        """As `generate`, with each request's first-token log-probabilities when ``top_logprobs > 0``
+        (as `judge.FirstTokenBackend.sample`); same errors."""
+        return await self.host.sample(self.backend, requests, n, self.lora, top_logprobs)
 
     def close(self) -> None:
         """Retires this handle, and the engine with its last handle; call once no request uses it."""

@@ -1,4 +1,5 @@
-"""From parsed answers to response bodies: voting, certainty and LiFT rewards per dimension.
+"""From parsed answers to response bodies: the verdict (voted or read from the first token),
+certainty and LiFT rewards per dimension.
 
 Plain functions over `ParsedAnswer`s, testable without a model. An unparseable answer is returned
 marked and counted, and counts as dissent in the certainty; it never becomes a verdict.
@@ -35,6 +36,8 @@ def judgement(answers: Sequence[ParsedAnswer], kind: Kind) -> tuple[VoteResult, 
         certainty=result.certainty,
         samples=result.num_samples,
         unparseable=result.num_unparseable,
+        read=result.read,
+        probabilities=result.probabilities,
         answers=[
             Answer(
                 text=a.text,

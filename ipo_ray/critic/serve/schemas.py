@@ -66,15 +66,26 @@ class Answer(BaseModel):
 
 
 class Judgement(BaseModel):
-    """The vote over one dimension's n answers (certainty = majority votes / n)."""
+    """One dimension's verdict, read from the answers' first token or voted over the n samples."""
 
     verdict: str | None = Field(
-        description="Majority verdict (Good/Normal/Bad, or A/B/tie); null without a majority."
+        description="The verdict (Good/Normal/Bad, or A/B/tie): the most likely at the answer's first "
+        "token (read 'first_token'), or the samples' majority (read 'samples'); null without one."
     )
-    reason: str = Field(description="Reason of the first answer giving the majority verdict.")
-    votes: dict[str, int] = Field(description="Votes per possible answer, zeros included.")
+    reason: str = Field(description="Reason of the first sampled answer giving that verdict ('' if none).")
+    votes: dict[str, int] = Field(
+        description="The sampled answers' votes per possible answer, zeros included."
+    )
     certainty: float = Field(
-        description="Majority votes / samples drawn; unparseable answers count as dissent."
+        description="first_token: the verdict's probability (renormalised over the verdicts, both orders "
+        "averaged); samples: majority votes / samples drawn, unparseable answers counting as dissent."
+    )
+    read: Literal["first_token", "samples"] = Field(
+        "samples",
+        description="How the verdict was read (critic.vote; answers that think first are always voted).",
+    )
+    probabilities: dict[str, float] | None = Field(
+        None, description="first_token: each verdict's probability at the answer's first token."
     )
     samples: int = Field(description="Answers drawn (n).")
     unparseable: int = Field(description="Answers the parser could not read.")
@@ -107,7 +118,7 @@ class CompareResponse(BaseModel):
     read: Literal["direct", "judge_first"] = Field(
         "direct",
         description="How the version answers pairs: 'direct', or 'judge_first' (each video judged "
-        "alone first, n samples voted; the answers then start with those verdicts, 'Video A: Bad. "
+        "alone first, read as critic.vote says; the answers then start with those verdicts, 'Video A: Bad. "
         "Video B: Good. Answer: B. ...'; a dimension where a video has no majority is asked directly).",
     )
     judged_first: dict[str, dict[str, str | None]] | None = Field(

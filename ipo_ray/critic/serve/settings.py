@@ -10,7 +10,7 @@ from typing import Any
 
 from ipo_ray.config import Config
 from ipo_ray.critic.adapters import check_servable, is_adapter, read_adapter
-from ipo_ray.critic.judge import SamplingConfig
+from ipo_ray.critic.judge import Read, SamplingConfig
 from ipo_ray.critic.serve.inputs import VideoLimits
 from ipo_ray.critic.serve.versions import resolve_critic_path, resolve_version_path
 
@@ -26,6 +26,7 @@ class ServerSettings:
         samples: Default n.
         max_samples: Largest n a request may ask for.
         cot: Ask for chain-of-thought before the verdict.
+        vote: How verdicts are read (``critic.vote``): ``"first_token"`` or ``"samples"``.
         num_frames: Frames sampled per video.
         limits: Video size/frame limits.
         allowed_root: Root for path inputs; None refuses paths.
@@ -51,6 +52,7 @@ class ServerSettings:
     kv_cache_gib: int
     max_lora_rank: int = 0
     both_orders: bool | None = None
+    vote: Read = "samples"
 
 
 def server_settings(cfg: Config) -> ServerSettings:
@@ -85,4 +87,5 @@ def server_settings(cfg: Config) -> ServerSettings:
         kv_cache_gib=critic.kv_cache_gib,
         max_lora_rank=served.max_lora_rank,
         both_orders=served.compare_both_orders,
+        vote=critic.vote,
     )

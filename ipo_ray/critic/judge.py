@@ -8,7 +8,7 @@ raw answers for the labels table and for debugging.
 ``read="first_token"`` (``critic.vote``) also asks the engine for the log-probabilities of the
 answer's first token and attaches each question's verdict distribution to its answers
 (`ParsedAnswer.first_token`); `vote` then reads the most likely verdict, as evaluation does. The n
-samples are still drawn, in the same engine call: their reasons and vote counts are reported.
+samples are still drawn: their reasons and vote counts are reported.
 """
 
 from collections.abc import Mapping, Sequence
@@ -115,7 +115,7 @@ class FirstTokenBackend(CriticBackend, Protocol):
         ...
 
     def sample(self, requests: Sequence[CriticRequest], n: int, top_logprobs: int) -> list[Sampled]:
-        """n sampled texts per request and the `top_logprobs` most likely first tokens; one call."""
+        """n sampled texts per request and the `top_logprobs` most likely first tokens."""
         ...
 
 

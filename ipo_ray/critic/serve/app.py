@@ -17,8 +17,8 @@ nothing from grouping, and grouping would only delay requests.
 
 Each request: decode and sample frames in a worker thread, ask one question per dimension with n
 samples through the version's engine (`engine.py`), parse every answer, vote, reply. With
-``critic.vote=first_token`` (the default) the same engine call also returns each question's
-first-token log-probabilities, and the verdict is the critic's most likely one (`voting`). Refusals are
+``critic.vote=first_token`` (the default) a 1-token request per question after the samples returns
+its first-token log-probabilities, and the verdict is the critic's most likely one (`voting`). Refusals are
 `InputError`s and map to their status code; nothing a client sends produces a 500.
 
 A version whose checkpoint declares the judge-first read (`tokenizer.judges_first`, written by

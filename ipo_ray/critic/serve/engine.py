@@ -115,9 +115,25 @@ class EngineHost:
         top_logprobs: int = 0,
     ) -> list[Sampled]:
         """n sampled answer texts per request, in request order, and with ``top_logprobs > 0`` the
-        first token's most likely tokens; see `Engine.sample`."""
-        extra = {"logprobs": top_logprobs} if top_logprobs > 0 else {}
-        params = backend.sampling_params(n, output_kind=RequestOutputKind.FINAL_ONLY, **extra)
+        first token's most likely tokens, from a 1-token request per prompt sent once the samples
+        are done (`VllmBackend.read_params`: the prompt is then in the prefix cache); see
+        `Engine.sample`."""
+        params = backend.sampling_params(n, output_kind=RequestOutputKind.FINAL_ONLY)
+        sampled = await self._submit(backend, requests, params, lora, read_first=False)
+        if top_logprobs <= 0:
+            return sampled
+        read = backend.read_params(top_logprobs, output_kind=RequestOutputKind.FINAL_ONLY)
+        firsts = await self._submit(backend, requests, read, lora, read_first=True)
+        return [Sampled(s.texts, f.first_logprobs) for s, f in zip(sampled, firsts, strict=True)]
+
+    async def _submit(
+        self,
+        backend: VllmBackend,
+        requests: Sequence[CriticRequest],
+        params: SamplingParams,
+        lora: LoRARequest | None,
+        read_first: bool,
+    ) -> list[Sampled]:
         loop = asyncio.get_running_loop()
         jobs = [
             _Job(
@@ -128,7 +144,7 @@ class EngineHost:
                 loop,
                 loop.create_future(),
                 lora,
-                top_logprobs > 0,
+                read_first,
             )
             for r in requests
         ]

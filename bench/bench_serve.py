@@ -19,7 +19,6 @@ replica (0.5 CPU) on a local Ray, the bare engine in this process, never at the 
 
 import argparse
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -39,12 +38,6 @@ def _clip(seed: int) -> np.ndarray:
     for t in range(16):
         frames[t, y : y + 4, t % 12 : t % 12 + 4] = colour
     return frames
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _serve_requests(url: str, names: list[str], clients: int, n: int) -> float:
@@ -97,6 +90,7 @@ def main() -> None:
     from ipo_ray.critic.model import build_critic
     from ipo_ray.critic.serve.launch import start
     from ipo_ray.data.video import read_frames, write_mp4
+    from ipo_ray.local_ray import free_port
     from ipo_ray.vocab import DIMENSIONS
 
     scratch = tempfile.TemporaryDirectory(prefix="bench-serve-")
@@ -120,7 +114,7 @@ def main() -> None:
             f"critic.samples={args.n}",
             f"critic.max_new_tokens={args.tokens}",
             f"serve.allowed_root={root}",
-            f"serve.port={_free_port()}",
+            f"serve.port={free_port()}",
             *([f"critic.vote={args.vote}"] if args.vote else []),
         ],
     )

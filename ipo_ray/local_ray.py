@@ -63,3 +63,37 @@ def start_or_join_ray(num_cpus: int | None = None, **init_kwargs: object) -> Non
         runtime_env={"worker_process_setup_hook": hook},
         **init_kwargs,
     )
+
+
+# Ray gives its own servers (GCS, raylet, agents) ports the kernel picks from its ephemeral range,
+# and its workers 10002-19999. A port freed from either range before a cluster starts can be taken
+# by that cluster before a proxy started later binds it (the likeliest reason a test's resumed job
+# once found its port held for 120 s). Ports between the two are handed out by nobody but the user.
+RAY_WORKER_PORT_MAX = 19999
+
+
+def free_port(host: str = "127.0.0.1", tries: int = 200) -> int:
+    """A port free on `host` now that neither the kernel nor a Ray cluster started later hands out.
+
+    For a proxy or server that binds after Ray starts (tests, benchmarks). Picks at random between
+    Ray's worker ports and the kernel's ephemeral range (``ip_local_port_range``).
+
+    Raises:
+        RuntimeError: No free port in that range after `tries` picks.
+    """
+    import random
+    import socket
+
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            ephemeral_low = int(ranges.read().split()[0])
+    except OSError:
+        ephemeral_low = 32768  # Linux's default; macOS starts at 49152
+    for port in random.sample(range(RAY_WORKER_PORT_MAX + 1, ephemeral_low), tries):
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on {host} between {RAY_WORKER_PORT_MAX + 1} and {ephemeral_low - 1}")

@@ -8,6 +8,7 @@ critic app comes up, and the rounds run (`rounds.run_rounds`).
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ipo_ray.config import Config, dump_yaml, load_config, to_flat_dict
@@ -43,17 +44,38 @@ def new_run_dir(cfg: Config) -> Path:
     return root / f"dual-ipo-{n}"
 
 
-def open_run(cfg: Config | None, resume: str | None) -> tuple[Config, RunDir]:
-    """The config and run directory: a new run (config saved), or a resumed one (its saved config).
+# What `--resume` may change: where the run's services listen (the port a killed run used may be
+# taken when it resumes), never what the run computes.
+RESUME_OVERRIDES = ("serve.host", "serve.port", "serve.request_timeout_s")
+
+
+def check_resume_overrides(overrides: Sequence[str]) -> None:
+    """Refuses `KEY=VALUE` overrides of a resumed run other than `RESUME_OVERRIDES`.
 
     Raises:
-        ResumeError: The resumed folder has no saved config.
+        ResumeError: Naming the refused keys and the ones a resumed run accepts.
+    """
+    refused = [item for item in overrides if item.split("=", 1)[0].strip() not in RESUME_OVERRIDES]
+    if refused:
+        raise ResumeError(
+            "--resume continues a run with its saved config; it may only change"
+            f" {', '.join(RESUME_OVERRIDES)} (refused: {', '.join(refused)})"
+        )
+
+
+def open_run(cfg: Config | None, resume: str | None, overrides: Sequence[str] = ()) -> tuple[Config, RunDir]:
+    """The config and run directory: a new run (config saved), or a resumed one (its saved config,
+    with `overrides` of `RESUME_OVERRIDES` applied for this process; the saved file is kept).
+
+    Raises:
+        ResumeError: The resumed folder has no saved config, or an override would change the run.
     """
     if resume is not None:
+        check_resume_overrides(overrides)
         saved = Path(resume) / CONFIG_FILE
         if not saved.is_file():
             raise ResumeError(f"{resume} is not a run directory of this job: {CONFIG_FILE} is missing")
-        return load_config(saved), RunDir(resume)
+        return load_config(saved, overrides), RunDir(resume)
     assert cfg is not None
     run = RunDir(new_run_dir(cfg))
     saved = run.path / CONFIG_FILE
@@ -87,9 +109,14 @@ def quiet_ray_data(quiet: bool) -> None:
     context.print_on_execution_start = not quiet
 
 
-def run_job(cfg: Config | None, resume: str | None = None, num_cpus: int | None = None) -> list[StageRecord]:
+def run_job(
+    cfg: Config | None,
+    resume: str | None = None,
+    num_cpus: int | None = None,
+    resume_overrides: Sequence[str] = (),
+) -> list[StageRecord]:
     """Runs (or resumes) the whole job; returns every stage record of the run."""
-    cfg, run = open_run(cfg, resume)
+    cfg, run = open_run(cfg, resume, resume_overrides)
     log.info("run directory %s", run.path)
     if is_complete(cfg, run):
         log.info("every stage of %s is committed: nothing to do", run.path)

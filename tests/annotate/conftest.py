@@ -2,7 +2,6 @@
 and jobs/annotate.py run in-process."""
 
 import importlib.util
-import socket
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ from ipo_ray.annotate.store import Store
 from ipo_ray.annotate.tasks import Task, build_tasks
 from ipo_ray.data import TableKind, make_table, read_table
 from ipo_ray.data import columns as col
+from ipo_ray.local_ray import free_port
 from ipo_ray.world.annotators import Annotator, make_annotators
 from ipo_ray.world.render import RenderSettings
 from ipo_ray.world.seed_set import build_seed_set
@@ -93,18 +93,12 @@ def studio(tmp_path: Path, world_set: WorldSet) -> tuple[StudioSettings, Store]:
     return settings_for(tmp_path), store
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def live_server(settings: StudioSettings, prefix: str = "/annotate") -> Iterator[str]:
     """The studio app under uvicorn in a thread, mounted at `prefix` as Serve mounts it; yields its URL."""
     outer = FastAPI()
     outer.mount(prefix, build_api(settings))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(outer, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,6 +1,5 @@
 """The studio as a Ray Serve app on a local Ray: the page and the API answer under its route prefix."""
 
-import socket
 from pathlib import Path
 
 import httpx
@@ -8,6 +7,7 @@ import pytest
 
 from ipo_ray.annotate.store import Store
 from ipo_ray.config import load_config
+from ipo_ray.local_ray import free_port
 
 from .conftest import WorldSet
 
@@ -21,9 +21,7 @@ def test_studio_on_serve(world_set: WorldSet, tmp_path: Path) -> None:
     from ipo_ray.annotate.serve import start
 
     Store(tmp_path / "studio.db").add_tasks(world_set.tasks[:2])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cfg = load_config(None, [f"annotate.dir={tmp_path}", f"annotate.port={port}"])
     try:
         url = start(cfg, num_cpus=2)

@@ -7,7 +7,6 @@ counted" rule, and the schema and sample counts, never verdicts.
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from ipo_ray.critic.model import build_critic
 from ipo_ray.critic.tokenizer import set_judges_first
 from ipo_ray.critic.voting import vote
 from ipo_ray.data.video import write_mp4
+from ipo_ray.local_ray import free_port
 from ipo_ray.vocab import DIMENSIONS
 from ipo_ray.world.annotators import make_annotators
 from ipo_ray.world.render import RenderSettings
@@ -41,12 +41,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PROMPT = "A red square moves right."
 WORLD_CRITIC = Path(ipo_ray.__file__).parent / "assets" / "world_critic"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clip(frames: int) -> np.ndarray:
@@ -100,7 +94,7 @@ def app(critic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     os.environ["IPO_RAY_CRITIC_TOKEN"] = TOKEN  # replicas inherit the driver's environment locally
     root = tmp_path_factory.mktemp("serve") / "videos"
     make_videos(root)
-    url = start(app_config(critic_dir, root, _free_port()), num_cpus=2)
+    url = start(app_config(critic_dir, root, free_port()), num_cpus=2)
     yield url, root
     serve.shutdown()
     ray.shutdown()

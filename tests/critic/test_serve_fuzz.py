@@ -6,7 +6,6 @@ the engine path sees them too. Bounded in examples and time, loopback only.
 """
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from ipo_ray.config import load_config
 from ipo_ray.data.video import write_mp4
+from ipo_ray.local_ray import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +36,7 @@ def url(critic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     clip = np.zeros((8, 16, 16, 3), dtype=np.uint8)
     clip[:, 4:8, 4:8] = 200
     write_mp4(root / "clip.mp4", clip, fps=8)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     overrides = [
         f"critic.path={critic_dir}",
         "critic.samples=2",

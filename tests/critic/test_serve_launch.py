@@ -8,8 +8,9 @@ import pytest
 from ipo_ray.critic.serve.launch import _check_port_free
 
 
-def _held_port() -> socket.socket:
+def _held_port(reuse_address: bool = False) -> socket.socket:
     holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse_address))
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     return holder
@@ -27,3 +28,16 @@ def test_a_port_released_within_the_wait_is_used() -> None:
     port = holder.getsockname()[1]
     threading.Timer(1.0, holder.close).start()
     _check_port_free("127.0.0.1", port, wait_s=10.0)  # returns once the holder is gone
+
+
+def test_connections_a_dead_proxy_left_behind_do_not_hold_the_port() -> None:
+    listener = _held_port(reuse_address=True)  # as Serve's proxy binds
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first: its end waits in TIME_WAIT on the port
+    listener.close()
+    client.close()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # what the probe saw before: "taken" for a minute
+    _check_port_free("127.0.0.1", port, wait_s=0.0)

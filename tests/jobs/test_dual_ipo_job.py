@@ -17,7 +17,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from ipo_ray.data import columns as col
 from ipo_ray.data import read_parts, read_table
+from ipo_ray.local_ray import free_port
 from ipo_ray.loop.stages import ROUND_STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +36,6 @@ PROMPTS, K = 3, 4
 
 
 JOB_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "RAY_AUTH_MODE": "disabled"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _job(*args: str, timeout: int = 540, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -131,7 +125,7 @@ def test_smallest_config_killed_in_alignment_resumes_to_the_uninterrupted_result
     with _Chaos(run_dir, FIRST_RUN_VICTIMS) as first_chaos:
         driver = subprocess.Popen(
             [sys.executable, str(ROOT / "jobs" / "dual_ipo.py"), "--num-cpus", "2", "run.root=runs"]
-            + ["run.name=smallest", f"serve.port={_free_port()}", *SMALLEST],
+            + ["run.name=smallest", f"serve.port={free_port()}", *SMALLEST],
             cwd=tmp_path,
             env=os.environ | JOB_ENV,
             stdout=subprocess.DEVNULL,
@@ -158,7 +152,8 @@ def test_smallest_config_killed_in_alignment_resumes_to_the_uninterrupted_result
     assert set(first_chaos.killed) == set(FIRST_RUN_VICTIMS), f"only killed {first_chaos.killed}"
 
     with _Chaos(run_dir, RESUMED_RUN_VICTIMS) as resumed_chaos:
-        done = _job("--resume", "runs/smallest", cwd=tmp_path, timeout=600)
+        # On a port of its own: the killed run's may still be held (a resumed run may move its services).
+        done = _job("--resume", "runs/smallest", f"serve.port={free_port()}", cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     assert set(resumed_chaos.killed) == set(RESUMED_RUN_VICTIMS), f"only killed {resumed_chaos.killed}"
     _check_tables(run_dir)
@@ -214,7 +209,8 @@ def test_smallest_config_killed_in_alignment_resumes_to_the_uninterrupted_result
     assert all(math.isfinite(m.value) and m.value > 0 for m in nll_real), nll_real
 
     # The uninterrupted continuation from the same committed stages ends with the same metrics.
-    twin = _job("--resume", "copy", cwd=tmp_path, timeout=600)  # its relative run root: the same store
+    # Its relative run root: the same store.
+    twin = _job("--resume", "copy", f"serve.port={free_port()}", cwd=tmp_path, timeout=600)
     assert twin.returncode == 0, twin.stderr[-6000:]
 
     def final(path: Path) -> dict:

@@ -53,6 +53,9 @@ def _check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
     deadline = time.monotonic() + wait_s
     while True:
         with socket.socket() as probe:
+            # As Serve's proxy binds: connections a killed proxy left in TIME_WAIT do not hold the
+            # port; a live listener does (the probe does not share it, SO_REUSEPORT is left off).
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
                 return
